@@ -1,0 +1,199 @@
+//! The command line, and nothing else: clap derive, where doc comments are the `--help` text.
+//! `cmd` resolves these raw arguments (plus the config file) into plain settings before any work.
+
+use crate::parse::Format;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Find abusive clients in nginx access logs and write firewall ban lists.
+///
+/// bouncer learns what a normal client does per minute from the log itself (rolling mean and
+/// standard deviation), scores every IP by z-score, spike multiplier and error rate, and writes
+/// decisions plus ready-to-load rulesets for iptables, ip6tables, ipset, nftables and CrowdSec.
+///
+/// Exit codes: 0 success, 1 usage or configuration error, 2 input error (missing or unreadable
+/// file, no parseable line).
+#[derive(Debug, Parser)]
+#[command(
+    name = "bouncer",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// TOML config file (sections [detect], [ingest], [output]); flags override it.
+    #[arg(long, global = true, value_name = "FILE", env = "BOUNCER_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Analyse access logs: write decisions.json, decisions.csv and ban lists into --out.
+    ///
+    /// Inputs may be plain files, gzip archives (detected by content) or `-` for stdin; several
+    /// files (e.g. a rotated set in any order) are merged into one time-ordered stream.
+    ///
+    /// Example:
+    ///   bouncer analyze /var/log/nginx/access.log /var/log/nginx/access.log.1 --out incident
+    ///   iptables-restore --noflush < incident/bans.rules
+    Analyze(AnalyzeArgs),
+    /// Print a ban list from a (reviewed) decisions.json.
+    ///
+    /// Example: bouncer export --format nft incident/decisions.json | nft -f -
+    Export(ExportArgs),
+    /// Print shell completions: bouncer completions bash > /etc/bash_completion.d/bouncer
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// Access logs to read (`-` = stdin). Plain or gzip, combined or JSON.
+    #[arg(required = true, value_name = "LOG")]
+    pub logs: Vec<PathBuf>,
+
+    /// Output directory (created if missing) [default: bouncer-out]
+    #[arg(short, long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Keep checkpoints and detector state here; a re-run reads only new lines and gives the
+    /// same decisions as one run over the whole log.
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub ingest: IngestArgs,
+
+    #[command(flatten)]
+    pub detect: DetectArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+
+    /// How many bans and alerts the terminal summary lists.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub top: usize,
+
+    /// No summary on stdout, no progress bar.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Input")]
+pub struct IngestArgs {
+    /// Log format; `auto` decides per file from its first line [default: auto]
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+
+    /// Map a field to a JSON key, e.g. `--field ip=client --field time=@timestamp`. Fields: ip,
+    /// time, status, method, path, request, bytes, user-agent, referer, xff.
+    #[arg(long = "field", value_name = "NAME=KEY")]
+    pub fields: Vec<String>,
+
+    /// Believe X-Forwarded-For from these proxies (CIDR, repeatable); the chain is walked from
+    /// the right, skipping trusted hops. Without this, XFF is ignored.
+    #[arg(long = "trusted-proxy", value_name = "CIDR")]
+    pub trusted_proxies: Vec<String>,
+
+    /// Put lines back in order when they are at most this late (seconds) [default: 900]
+    #[arg(long, value_name = "SECS")]
+    pub reorder_secs: Option<i64>,
+
+    /// Longer lines are reported and skipped [default: 65536]
+    #[arg(long, value_name = "BYTES")]
+    pub max_line_bytes: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Detection (defaults in README; all also settable in [detect])")]
+pub struct DetectArgs {
+    /// Never ban this network (CIDR, repeatable). Loopback is always allowed.
+    #[arg(long = "allow", value_name = "CIDR")]
+    pub allow: Vec<String>,
+    /// Never ban private ranges (RFC 1918, CGNAT, ULA, link-local).
+    #[arg(long)]
+    pub allow_private: bool,
+    /// Sliding window for rates, seconds.
+    #[arg(long, value_name = "SECS")]
+    pub window_secs: Option<u32>,
+    /// Rolling baseline length, seconds.
+    #[arg(long, value_name = "SECS")]
+    pub baseline_secs: Option<u32>,
+    /// Baseline recomputation interval, seconds of log time.
+    #[arg(long, value_name = "SECS")]
+    pub recompute_secs: Option<u32>,
+    /// No decisions during the first SECS of log time.
+    #[arg(long, value_name = "SECS")]
+    pub warmup_secs: Option<u32>,
+    /// Ban above this z-score.
+    #[arg(long, value_name = "Z")]
+    pub z_threshold: Option<f64>,
+    /// Ban above this multiple of the baseline mean.
+    #[arg(long, value_name = "X")]
+    pub multiplier_threshold: Option<f64>,
+    /// Error share ≥ RATIO × baseline share is an error surge.
+    #[arg(long, value_name = "RATIO")]
+    pub error_surge_ratio: Option<f64>,
+    /// Thresholds are multiplied by this during an error surge.
+    #[arg(long, value_name = "FACTOR")]
+    pub error_surge_factor: Option<f64>,
+    /// Never ban with fewer requests than this in a window.
+    #[arg(long, value_name = "N")]
+    pub min_requests: Option<u32>,
+    /// Floor for the per-IP baseline mean (requests per window).
+    #[arg(long, value_name = "N")]
+    pub ip_mean_floor: Option<f64>,
+    /// Floor for the per-IP baseline standard deviation.
+    #[arg(long, value_name = "N")]
+    pub ip_std_floor: Option<f64>,
+    /// No site-wide alert below this many requests per window.
+    #[arg(long, value_name = "N")]
+    pub global_min_requests: Option<u32>,
+    /// Quiet time that ends a ban or alert episode, seconds.
+    #[arg(long, value_name = "SECS")]
+    pub episode_gap_secs: Option<u32>,
+    /// Ban length written into the ban lists, seconds.
+    #[arg(long, value_name = "SECS")]
+    pub ban_secs: Option<u64>,
+}
+
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Ban lists")]
+pub struct OutputArgs {
+    /// Chain that jumps to bouncer's chain: INPUT, or DOCKER-USER for published Docker ports
+    /// [default: INPUT]
+    #[arg(long, value_name = "CHAIN")]
+    pub chain: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Output format.
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+    /// decisions.json written by `bouncer analyze` (`-` = stdin).
+    #[arg(value_name = "DECISIONS.json")]
+    pub decisions: PathBuf,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// iptables-restore input (IPv4): `iptables-restore --noflush < bans.rules`
+    Iptables,
+    /// ip6tables-restore input (IPv6)
+    Ip6tables,
+    /// ipset restore input (both families)
+    Ipset,
+    /// nft -f input (own table, both families)
+    Nft,
+    /// CrowdSec: cscli decisions import -i decisions.csv
+    Csv,
+}

@@ -1,0 +1,432 @@
+//! `bouncer analyze`: files → decisions and ban lists. Resolves flags and config into plain
+//! settings, runs ingest → parse → detect, writes outputs atomically, prints the summary.
+//!
+//! Incremental runs (`--state`): the detector state and per-file checkpoints are saved *before*
+//! the end-of-input flush; the outputs come from a copy that is flushed. The next run continues
+//! the saved state, so three runs over a growing log decide exactly what one run over the whole
+//! log decides.
+
+use super::Failure;
+use crate::cli::{AnalyzeArgs, DetectArgs, IngestArgs, OutputArgs};
+use crate::config::{validate_chain_name, ConfigFile};
+use crate::detect::{DetectSettings, Detector};
+use crate::emit::{self, rulesets::RulesetOptions, Analysis};
+use crate::ingest::checkpoint::{self, Checkpoint, Resume};
+use crate::ingest::{IngestOptions, Merge, Pending, Source, Stream};
+use crate::parse::{format_time, FieldName, ParseOptions};
+use anyhow::{anyhow, Context};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+const STATE_FILE: &str = "state.json";
+const STATE_VERSION: u32 = 1;
+
+/// What `--state DIR` keeps between runs.
+#[derive(Serialize, Deserialize)]
+struct State {
+    version: u32,
+    settings: DetectSettings,
+    detector: Detector,
+    checkpoints: Vec<Checkpoint>,
+    lines: u64,
+    parse_errors: u64,
+}
+
+pub fn run(args: AnalyzeArgs, config: ConfigFile) -> Result<(), Failure> {
+    let settings = detect_settings(&args.detect, &config)?;
+    let ingest = Arc::new(ingest_options(&args.ingest, &config)?);
+    let rules = ruleset_options(&args.output, &config)?;
+    let out_dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| config.output.dir.clone());
+    let sources = sources(&args.logs, args.state.is_some())?;
+
+    let mut state = match &args.state {
+        Some(dir) => load_state(dir, &settings)?,
+        None => None,
+    };
+    let mut detector = state
+        .as_mut()
+        .map(|s| s.detector.clone())
+        .unwrap_or_else(|| Detector::new(settings.clone()));
+    let saved: Vec<Checkpoint> = state
+        .as_ref()
+        .map(|s| s.checkpoints.clone())
+        .unwrap_or_default();
+    let incremental = args.state.is_some();
+
+    // Open every input before reading any, so a missing file fails fast.
+    let progress = Arc::new(AtomicU64::new(0));
+    let mut streams = Vec::new();
+    let mut skipped = Vec::new();
+    let mut total_bytes = 0;
+    for src in &sources {
+        let resume = match src {
+            Source::File(p) if incremental => checkpoint::plan(p, &saved)
+                .with_context(|| format!("{}: cannot open", p.display()))
+                .map_err(Failure::input)?,
+            _ => Resume::Start(None),
+        };
+        let (at, note) = match resume {
+            Resume::Skip(c) => {
+                skipped.push(c);
+                continue;
+            }
+            Resume::Start(note) => (None, note),
+            Resume::At(c, note) => (Some((c.offset, c.line, c.pending)), note),
+        };
+        if let Source::File(p) = src {
+            total_bytes += std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        }
+        let mut stream = Stream::open(src, ingest.clone(), at, !incremental, progress.clone())
+            .map_err(Failure::input)?;
+        stream.report.notes.extend(note);
+        streams.push((src.clone(), stream));
+    }
+
+    let bar = progress_bar(total_bytes, args.quiet);
+    let mut merge = Merge {
+        streams: streams.into_iter().map(|(_, s)| s).collect(),
+    };
+    let mut n = 0u64;
+    while let Some(req) = merge.next_request() {
+        detector.observe(&req);
+        n += 1;
+        if n.is_multiple_of(1 << 16) {
+            if let Some(b) = &bar {
+                b.set_position(progress.load(Ordering::Relaxed));
+            }
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+
+    // Reject inputs that had lines but not one request: almost always the wrong file or format.
+    for s in &merge.streams {
+        let r = &s.report;
+        if r.lines > 0 && r.requests == 0 {
+            let examples = r.error_examples.join("\n  ");
+            return Err(Failure::input(anyhow!(
+                "{}: no parseable line in {} lines (format {}); first errors:\n  {examples}",
+                r.name,
+                r.lines,
+                r.format
+            )));
+        }
+    }
+
+    let mut reports: Vec<_> = merge.streams.iter().map(|s| s.report.clone()).collect();
+    for r in &mut reports {
+        if r.lines == 0 && r.resumed_at == 0 && r.read_error.is_none() {
+            r.notes.push("empty".into());
+        }
+    }
+    for c in &skipped {
+        reports.push(crate::ingest::FileReport {
+            name: c.path.clone(),
+            gzip: c.gzip,
+            notes: vec!["unchanged since last run: skipped".into()],
+            ..Default::default()
+        });
+    }
+    let run_lines: u64 = reports.iter().map(|r| r.lines).sum();
+    let run_errors: u64 = reports.iter().map(|r| r.parse_errors).sum();
+    let (mut lines, mut parse_errors) = (run_lines, run_errors);
+
+    // Incremental: save the state as it is (tail still in the reorder buffers), then flush a copy.
+    if let Some(dir) = &args.state {
+        let prev = state
+            .as_ref()
+            .map(|s| (s.lines, s.parse_errors))
+            .unwrap_or((0, 0));
+        lines += prev.0;
+        parse_errors += prev.1;
+        let mut checkpoints: Vec<Checkpoint> = Vec::new();
+        let mut pending: Vec<(i64, usize, u64, Pending)> = Vec::new();
+        for (i, (src, s)) in sources
+            .iter()
+            .filter(|src| !is_skipped(src, &skipped))
+            .zip(&merge.streams)
+            .enumerate()
+        {
+            let Source::File(p) = src else { continue };
+            let cp = checkpoint::make(
+                p,
+                s.committed_offset,
+                s.line_number(),
+                s.report.gzip,
+                s.pending(),
+            )
+            .with_context(|| format!("{}: cannot checkpoint", p.display()))
+            .map_err(Failure::input)?;
+            pending.extend(cp.pending.iter().map(|q| (q.time, i, q.seq, q.clone())));
+            checkpoints.push(cp);
+        }
+        checkpoints.extend(skipped.iter().cloned());
+        let new_state = State {
+            version: STATE_VERSION,
+            settings: settings.clone(),
+            detector: detector.clone(),
+            checkpoints,
+            lines,
+            parse_errors,
+        };
+        save_state(dir, &new_state)?;
+        pending.sort_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+        for (_, _, _, p) in pending {
+            detector.observe(&p.req);
+        }
+    }
+    detector.finish();
+
+    if detector.stats().requests == 0 && !incremental {
+        return Err(Failure::input(anyhow!("no requests in the input")));
+    }
+
+    let analysis = analysis(&detector, reports, lines, parse_errors);
+    std::fs::create_dir_all(&out_dir)
+        .with_context(|| format!("{}: cannot create output directory", out_dir.display()))
+        .map_err(Failure::input)?;
+    let files = emit::render_all(&analysis, &rules).map_err(Failure::input)?;
+    for (name, text) in files {
+        let path = out_dir.join(name);
+        emit::write_atomic(&path, text.as_bytes())
+            .with_context(|| format!("{}: cannot write", path.display()))
+            .map_err(Failure::input)?;
+    }
+    if !args.quiet {
+        let text = emit::summary::render(&analysis, args.top, Some(&out_dir.display().to_string()));
+        std::io::stdout().lock().write_all(text.as_bytes())?;
+    }
+    Ok(())
+}
+
+fn is_skipped(src: &Source, skipped: &[Checkpoint]) -> bool {
+    matches!(src, Source::File(p) if skipped.iter().any(|c| Path::new(&c.path) == p))
+}
+
+fn analysis(
+    d: &Detector,
+    inputs: Vec<crate::ingest::FileReport>,
+    lines: u64,
+    parse_errors: u64,
+) -> Analysis {
+    let st = d.stats();
+    let (ip_base, global_base) = d.baselines();
+    Analysis {
+        schema_version: emit::SCHEMA_VERSION,
+        bouncer_version: env!("CARGO_PKG_VERSION").to_string(),
+        inputs,
+        lines,
+        requests: st.requests,
+        parse_errors,
+        late_requests: st.late,
+        distinct_ips: d.distinct_ips() as u64,
+        first_time: st.first_time.map(format_time),
+        last_time: st.last_time.map(format_time),
+        peak_window_requests: st.peak_window_requests,
+        peak_at: st.peak_at.map(format_time),
+        baseline_ip: ip_base,
+        baseline_global: global_base,
+        settings: d.settings().clone(),
+        decisions: d.decisions().to_vec(),
+    }
+}
+
+fn sources(logs: &[PathBuf], incremental: bool) -> Result<Vec<Source>, Failure> {
+    let sources: Vec<Source> = logs.iter().map(|p| Source::from_arg(p)).collect();
+    let stdin_count = sources.iter().filter(|s| **s == Source::Stdin).count();
+    if stdin_count > 1 {
+        return Err(Failure::usage(anyhow!(
+            "`-` (stdin) can be given only once"
+        )));
+    }
+    if stdin_count == 1 && incremental {
+        return Err(Failure::usage(anyhow!(
+            "--state needs files: stdin cannot be resumed"
+        )));
+    }
+    for s in &sources {
+        if let Source::File(p) = s {
+            let meta = std::fs::metadata(p)
+                .with_context(|| format!("{}: cannot open", p.display()))
+                .map_err(Failure::input)?;
+            if meta.is_dir() {
+                return Err(Failure::input(anyhow!(
+                    "{}: is a directory, not a log file",
+                    p.display()
+                )));
+            }
+        }
+    }
+    Ok(sources)
+}
+
+/// Config file, then flags.
+pub(crate) fn detect_settings(
+    a: &DetectArgs,
+    config: &ConfigFile,
+) -> Result<DetectSettings, Failure> {
+    let mut s = config.detect.clone();
+    macro_rules! set {
+        ($($f:ident),*) => { $(if let Some(v) = a.$f { s.$f = v; })* };
+    }
+    set!(
+        window_secs,
+        baseline_secs,
+        recompute_secs,
+        warmup_secs,
+        z_threshold,
+        multiplier_threshold,
+        error_surge_ratio,
+        error_surge_factor,
+        min_requests,
+        ip_mean_floor,
+        ip_std_floor,
+        global_min_requests,
+        episode_gap_secs,
+        ban_secs
+    );
+    for cidr in &a.allow {
+        s.allowlist
+            .push(parse_cidr(cidr).map_err(|e| Failure::usage(anyhow!("--allow {cidr}: {e}")))?);
+    }
+    s.allow_private |= a.allow_private;
+    s.validate().map_err(|e| Failure::usage(anyhow!(e)))?;
+    Ok(s)
+}
+
+fn ingest_options(a: &IngestArgs, config: &ConfigFile) -> Result<IngestOptions, Failure> {
+    let c = &config.ingest;
+    let mut parse = ParseOptions::default();
+    let field_args =
+        c.fields
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .chain(a.fields.iter().map(|f| {
+                let (k, v) = f.split_once('=').unwrap_or((f, ""));
+                (k.to_string(), v.to_string())
+            }));
+    for (name, key) in field_args {
+        let field = FieldName::from_name(&name).ok_or_else(|| {
+            let names: Vec<_> = FieldName::ALL.iter().map(|f| f.name()).collect();
+            Failure::usage(anyhow!(
+                "--field {name}={key}: unknown field {name:?} (fields: {})",
+                names.join(", ")
+            ))
+        })?;
+        if key.is_empty() {
+            return Err(Failure::usage(anyhow!("--field {name}: expected NAME=KEY")));
+        }
+        parse.fields.set(field, key);
+    }
+    for p in c.trusted_proxies.iter().chain(&a.trusted_proxies) {
+        parse
+            .trusted_proxies
+            .push(parse_cidr(p).map_err(|e| Failure::usage(anyhow!("--trusted-proxy {p}: {e}")))?);
+    }
+    let reorder_secs = a.reorder_secs.unwrap_or(c.reorder_secs);
+    if reorder_secs < 0 {
+        return Err(Failure::usage(anyhow!("--reorder-secs must be ≥ 0")));
+    }
+    let max_line_bytes = a.max_line_bytes.unwrap_or(c.max_line_bytes);
+    if max_line_bytes < 64 {
+        return Err(Failure::usage(anyhow!(
+            "--max-line-bytes must be at least 64"
+        )));
+    }
+    Ok(IngestOptions {
+        format: a.format.unwrap_or(c.format),
+        parse,
+        reorder_secs,
+        max_line_bytes,
+    })
+}
+
+pub(crate) fn ruleset_options(
+    a: &OutputArgs,
+    config: &ConfigFile,
+) -> Result<RulesetOptions, Failure> {
+    let hook = a
+        .chain
+        .clone()
+        .unwrap_or_else(|| config.output.chain.clone());
+    validate_chain_name(&hook).map_err(|e| Failure::usage(anyhow!("--chain: {e}")))?;
+    Ok(RulesetOptions {
+        hook_chain: hook,
+        ban_chain: config.output.ban_chain.clone(),
+        set_name: config.output.set_name.clone(),
+    })
+}
+
+/// A CIDR, or a bare address meaning a single host.
+fn parse_cidr(s: &str) -> Result<IpNet, String> {
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| "not a CIDR (e.g. 203.0.113.0/24, 2001:db8::/32) or address".to_string())
+}
+
+fn load_state(dir: &Path, settings: &DetectSettings) -> Result<Option<State>, Failure> {
+    let path = dir.join(STATE_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(Failure::input(anyhow!(
+                "{}: cannot read state: {e}",
+                path.display()
+            )))
+        }
+    };
+    let state: State = serde_json::from_str(&text).map_err(|e| {
+        Failure::input(anyhow!(
+            "{}: unreadable state ({e}); remove it to start over",
+            path.display()
+        ))
+    })?;
+    if state.version != STATE_VERSION {
+        return Err(Failure::usage(anyhow!(
+            "{}: state version {} is not {STATE_VERSION}; remove it to start over",
+            path.display(),
+            state.version
+        )));
+    }
+    if &state.settings != settings {
+        return Err(Failure::usage(anyhow!(
+            "{}: made with different detection settings; results would not match one run over the whole log. Use a new --state directory (or remove this one)",
+            path.display()
+        )));
+    }
+    Ok(Some(state))
+}
+
+fn save_state(dir: &Path, state: &State) -> Result<(), Failure> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("{}: cannot create state directory", dir.display()))
+        .map_err(Failure::input)?;
+    let text = serde_json::to_vec(state).map_err(Failure::input)?;
+    let path = dir.join(STATE_FILE);
+    emit::write_atomic(&path, &text)
+        .with_context(|| format!("{}: cannot write state", path.display()))
+        .map_err(Failure::input)
+}
+
+fn progress_bar(total: u64, quiet: bool) -> Option<indicatif::ProgressBar> {
+    if quiet || total < 32 << 20 || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} reading {bytes}/{total_bytes} {wide_bar} {bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    Some(bar)
+}

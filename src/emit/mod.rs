@@ -1,0 +1,132 @@
+//! Emit: an [`Analysis`] → files and text. Renderers are pure (`fn(&Analysis) -> String`);
+//! writing goes through one atomic helper (temp file + rename), so a reader never sees half a
+//! ruleset.
+//!
+//! `decisions.json` is the stable, documented interface: the rulesets and `bouncer export` are
+//! derived from it, so a human can review and edit decisions before anything is enforced.
+
+pub mod rulesets;
+pub mod summary;
+
+use crate::detect::{Action, BaselineSnapshot, Decision, DetectSettings};
+use crate::ingest::FileReport;
+use rulesets::{Ban, RulesetOptions};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::Path;
+
+/// Version of the `decisions.json` schema. Bumped only for incompatible changes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Everything one run found: the content of `decisions.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Analysis {
+    pub schema_version: u32,
+    pub bouncer_version: String,
+    pub inputs: Vec<FileReport>,
+    pub lines: u64,
+    pub requests: u64,
+    pub parse_errors: u64,
+    /// Requests later than the reorder tolerance, counted in the second they arrived.
+    pub late_requests: u64,
+    pub distinct_ips: u64,
+    /// First and last log time (RFC 3339), null when nothing was read.
+    pub first_time: Option<String>,
+    pub last_time: Option<String>,
+    /// Busiest site-wide window: requests and when.
+    pub peak_window_requests: u64,
+    pub peak_at: Option<String>,
+    /// Baselines in force at the end of the input (floors applied).
+    pub baseline_ip: Option<BaselineSnapshot>,
+    pub baseline_global: Option<BaselineSnapshot>,
+    pub settings: DetectSettings,
+    pub decisions: Vec<Decision>,
+}
+
+impl Analysis {
+    pub fn bans(&self) -> impl Iterator<Item = &Decision> {
+        self.decisions.iter().filter(|d| d.action == Action::Ban)
+    }
+
+    pub fn alerts(&self) -> impl Iterator<Item = &Decision> {
+        self.decisions.iter().filter(|d| d.action == Action::Alert)
+    }
+}
+
+/// Ban list entries from decisions: one per IP (its first ban), with a short comment saying why.
+pub fn bans_of(decisions: &[Decision]) -> Vec<Ban> {
+    let mut seen = std::collections::HashSet::new();
+    decisions
+        .iter()
+        .filter(|d| d.action == Action::Ban)
+        .filter_map(|d| d.ip.map(|ip| (ip, d)))
+        .filter(|(ip, _)| seen.insert(*ip))
+        .map(|(ip, d)| Ban {
+            ip,
+            comment: format!(
+                "bouncer {} {}: {} req/{}s {:.0}x {}",
+                crate::parse::format_time(d.at),
+                d.rules.join("+"),
+                d.requests_in_window,
+                d.window_secs,
+                d.multiplier,
+                if d.rules.iter().any(|r| r == "error_surge") {
+                    "errors"
+                } else {
+                    ""
+                }
+            )
+            .trim_end()
+            .to_string(),
+            duration_secs: d.duration_secs,
+        })
+        .collect()
+}
+
+/// The files `analyze` writes, by name, rendered from an analysis.
+pub fn render_all(
+    a: &Analysis,
+    o: &RulesetOptions,
+) -> Result<Vec<(&'static str, String)>, serde_json::Error> {
+    let bans = bans_of(&a.decisions);
+    let mut json = serde_json::to_string_pretty(a)?;
+    json.push('\n');
+    Ok(vec![
+        ("decisions.json", json),
+        ("decisions.csv", rulesets::crowdsec_csv(&bans)),
+        ("bans.rules", rulesets::iptables(&bans, o)),
+        ("bans6.rules", rulesets::ip6tables(&bans, o)),
+        ("bans.ipset", rulesets::ipset(&bans, o)),
+        ("bans.nft", rulesets::nft(&bans, o)),
+    ])
+}
+
+/// Write `contents` to `path` atomically: a temp file in the same directory, fsync, rename.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".bouncer-")
+        .tempfile_in(dir)?;
+    tmp.write_all(contents)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bans.rules");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}

@@ -1,0 +1,109 @@
+//! The terminal summary: what an operator reads first. Pure: `render(&Analysis) -> String`.
+
+use super::Analysis;
+use std::fmt::Write;
+
+pub fn render(a: &Analysis, top: usize, out_dir: Option<&str>) -> String {
+    let mut s = String::new();
+    let bans: Vec<_> = a.bans().collect();
+    let alerts: Vec<_> = a.alerts().collect();
+    let _ = writeln!(
+        s,
+        "bouncer {} — {} input(s)",
+        a.bouncer_version,
+        a.inputs.len()
+    );
+    for f in &a.inputs {
+        let _ = writeln!(
+            s,
+            "  {} [{}{}]: {} lines, {} requests, {} parse errors",
+            f.name,
+            f.format,
+            if f.gzip { ", gzip" } else { "" },
+            f.lines,
+            f.requests,
+            f.parse_errors
+        );
+        for e in &f.error_examples {
+            let _ = writeln!(s, "    {}", crate::parse::clip(e, 200));
+        }
+        if let Some(e) = &f.read_error {
+            let _ = writeln!(s, "    warning: {e}");
+        }
+        for n in &f.notes {
+            let _ = writeln!(s, "    note: {n}");
+        }
+    }
+    let _ = writeln!(
+        s,
+        "lines {}  requests {}  parse errors {}  late {}  distinct IPs {}",
+        a.lines, a.requests, a.parse_errors, a.late_requests, a.distinct_ips
+    );
+    if let (Some(f), Some(l)) = (&a.first_time, &a.last_time) {
+        let _ = writeln!(s, "time span {f} → {l}");
+    }
+    if let Some(b) = &a.baseline_ip {
+        let _ = writeln!(
+            s,
+            "per-IP baseline: mean {:.1} ± {:.1} requests/{}s (learned {:.1} ± {:.1}, {} samples, {}), error share {:.1}%",
+            b.mean,
+            b.std,
+            a.settings.window_secs,
+            b.mean_learned,
+            b.std_learned,
+            b.samples,
+            b.source,
+            b.error_share * 100.0
+        );
+    }
+    if let Some(b) = &a.baseline_global {
+        let _ = writeln!(
+            s,
+            "site baseline:   mean {:.1} ± {:.1} requests/{}s; peak {} at {}",
+            b.mean,
+            b.std,
+            a.settings.window_secs,
+            a.peak_window_requests,
+            a.peak_at.as_deref().unwrap_or("-")
+        );
+    }
+    let _ = writeln!(s, "bans: {}  alerts: {}", bans.len(), alerts.len());
+    for d in bans.iter().take(top) {
+        let ip = d.ip.map(|i| i.to_string()).unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "  BAN   {:<39} {}  {}",
+            ip,
+            crate::parse::format_time(d.at),
+            d.reason
+        );
+    }
+    if bans.len() > top {
+        let _ = writeln!(s, "  … {} more bans in decisions.json", bans.len() - top);
+    }
+    for d in alerts.iter().take(top) {
+        let _ = writeln!(
+            s,
+            "  ALERT {}  {}",
+            crate::parse::format_time(d.at),
+            d.reason
+        );
+    }
+    if alerts.len() > top {
+        let _ = writeln!(
+            s,
+            "  … {} more alerts in decisions.json",
+            alerts.len() - top
+        );
+    }
+    if let Some(dir) = out_dir {
+        let _ = writeln!(
+            s,
+            "wrote {dir}/: decisions.json decisions.csv bans.rules bans6.rules bans.ipset bans.nft"
+        );
+        if !bans.is_empty() {
+            let _ = writeln!(s, "apply: iptables-restore --noflush < {dir}/bans.rules   (or: ipset restore < {dir}/bans.ipset, nft -f {dir}/bans.nft)");
+        }
+    }
+    s
+}

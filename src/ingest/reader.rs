@@ -1,0 +1,197 @@
+//! Byte sources → batches of lines, with bounded memory whatever the input holds.
+//!
+//! A line longer than `max_line_bytes` is not buffered: its head is kept for the error message and
+//! the rest skipped up to the next newline. A read error mid-stream (a truncated `.gz`) ends the
+//! source after every complete line before it was delivered; the error is reported, not fatal.
+
+use std::io::{self, Read};
+
+/// One line of input: 1-based line number, byte offset of its end (after the newline) in the
+/// *raw* stream, and its bytes (without the newline). `too_long` holds the real length when the
+/// line was cut.
+#[derive(Debug, Clone)]
+pub struct Line {
+    pub number: u64,
+    pub end_offset: u64,
+    pub bytes: Vec<u8>,
+    pub too_long: Option<usize>,
+}
+
+pub struct LineReader<R> {
+    inner: R,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    eof: bool,
+    max_line: usize,
+    line_no: u64,
+    offset: u64,
+    /// A read error that ended the stream (e.g. "unexpected end of gzip stream").
+    pub error: Option<io::Error>,
+    /// Bytes after the last newline at EOF (a partial last line), delivered as a line.
+    pub partial_tail: bool,
+}
+
+impl<R: Read> LineReader<R> {
+    pub fn new(inner: R, max_line: usize, first_line_no: u64, start_offset: u64) -> Self {
+        LineReader {
+            inner,
+            buf: vec![0; 1 << 20],
+            start: 0,
+            end: 0,
+            eof: false,
+            max_line,
+            line_no: first_line_no,
+            offset: start_offset,
+            error: None,
+            partial_tail: false,
+        }
+    }
+
+    fn fill(&mut self) -> bool {
+        if self.eof {
+            return false;
+        }
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() {
+            self.buf.resize(self.buf.len() * 2, 0);
+        }
+        loop {
+            match self.inner.read(&mut self.buf[self.end..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    return false;
+                }
+                Ok(n) => {
+                    self.end += n;
+                    return true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.error = Some(e);
+                    self.eof = true;
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// Next line, or `None` at the end of the source.
+    pub fn next_line(&mut self) -> Option<Line> {
+        let mut skipped = 0usize; // bytes of an over-long line already thrown away
+        let mut head: Vec<u8> = Vec::new();
+        loop {
+            let avail = &self.buf[self.start..self.end];
+            if let Some(i) = memchr::memchr(b'\n', avail) {
+                let consumed = i + 1;
+                self.offset += consumed as u64;
+                self.line_no += 1;
+                let line = if skipped > 0 || i > self.max_line {
+                    if skipped == 0 {
+                        head = avail[..self.max_line.min(i)].to_vec();
+                    }
+                    Line {
+                        number: self.line_no,
+                        end_offset: self.offset,
+                        bytes: head,
+                        too_long: Some(skipped + i),
+                    }
+                } else {
+                    Line {
+                        number: self.line_no,
+                        end_offset: self.offset,
+                        bytes: avail[..i].to_vec(),
+                        too_long: None,
+                    }
+                };
+                self.start += consumed;
+                return Some(line);
+            }
+            if avail.len() > self.max_line {
+                // Over-long line with no newline yet: keep its head, drop the rest as it comes.
+                if skipped == 0 {
+                    head = avail[..self.max_line].to_vec();
+                }
+                skipped += avail.len();
+                self.offset += avail.len() as u64;
+                self.start = self.end;
+            }
+            if !self.fill() {
+                let avail = &self.buf[self.start..self.end];
+                if avail.is_empty() && skipped == 0 {
+                    return None;
+                }
+                // Last line without a newline.
+                self.partial_tail = true;
+                self.offset += avail.len() as u64;
+                self.line_no += 1;
+                let total = skipped + avail.len();
+                let line = if skipped > 0 || avail.len() > self.max_line {
+                    if skipped == 0 {
+                        head = avail[..self.max_line].to_vec();
+                    }
+                    Line {
+                        number: self.line_no,
+                        end_offset: self.offset,
+                        bytes: head,
+                        too_long: Some(total),
+                    }
+                } else {
+                    Line {
+                        number: self.line_no,
+                        end_offset: self.offset,
+                        bytes: avail.to_vec(),
+                        too_long: None,
+                    }
+                };
+                self.start = self.end;
+                return Some(line);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(input: &[u8], max: usize) -> Vec<Line> {
+        let mut r = LineReader::new(input, max, 0, 0);
+        std::iter::from_fn(|| r.next_line()).collect()
+    }
+
+    #[test]
+    fn splits_lines_and_tracks_offsets() {
+        let v = lines(b"a\nbb\r\nccc", 100);
+        assert_eq!(v.len(), 3);
+        assert_eq!(
+            (v[0].number, v[0].end_offset, v[0].bytes.as_slice()),
+            (1, 2, &b"a"[..])
+        );
+        assert_eq!(v[1].end_offset, 6);
+        assert_eq!((v[2].bytes.as_slice(), v[2].end_offset), (&b"ccc"[..], 9));
+    }
+
+    #[test]
+    fn huge_line_is_cut_not_buffered_and_neighbours_survive() {
+        let mut input = b"first\n".to_vec();
+        input.extend(std::iter::repeat_n(b'x', 10 * 1024 * 1024));
+        input.extend_from_slice(b"\nlast\n");
+        let v = lines(&input, 64 * 1024);
+        assert_eq!(v.len(), 3);
+        assert_eq!(v[0].bytes, b"first");
+        assert_eq!(v[1].too_long, Some(10 * 1024 * 1024));
+        assert_eq!(v[1].bytes.len(), 64 * 1024);
+        assert_eq!(v[2].bytes, b"last");
+        assert_eq!(v[2].number, 3);
+    }
+
+    #[test]
+    fn empty_input() {
+        assert!(lines(b"", 10).is_empty());
+    }
+}

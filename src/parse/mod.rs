@@ -1,0 +1,266 @@
+//! Parse: one log line → one [`Request`].
+//!
+//! Owns the line formats (nginx JSON with auto-mapped field names, combined/common) and the choice
+//! of the real client address. It never does I/O and never drops a line silently: every line is
+//! either a `Request` or a [`LineError`] with a reason that the caller counts and shows as
+//! `file:line: reason`.
+//!
+//! Invariant a newcomer could break: the client address only ever comes from the logged peer
+//! address, or from `X-Forwarded-For` when the logged peer is a *trusted proxy*. Never trust XFF
+//! otherwise — anyone can send that header.
+
+mod combined;
+mod json;
+mod time;
+
+pub use json::{FieldMap, FieldName};
+pub use time::{format_time, parse_any_time, parse_time_local};
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+
+/// One request as the detector sees it. Times are UNIX seconds of **log time**.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    pub ip: IpAddr,
+    pub time: i64,
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    pub bytes: u64,
+    pub user_agent: String,
+    pub referer: String,
+}
+
+impl Request {
+    /// 4xx and 5xx (including nginx's 499, client closed request) count as errors.
+    pub fn is_error(&self) -> bool {
+        self.status >= 400
+    }
+}
+
+/// The log line formats bouncer reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// Detect from the first non-empty line of each input (`{` → json, else combined).
+    Auto,
+    /// nginx/Apache combined or common log format.
+    Combined,
+    /// nginx JSON `log_format` (escape=json or default escaping).
+    Json,
+}
+
+impl Format {
+    /// Decide the format of a file from its first bytes.
+    pub fn sniff(first_bytes: &[u8]) -> Format {
+        let first_line = first_bytes
+            .split(|b| *b == b'\n')
+            .find(|l| l.iter().any(|b| !b.is_ascii_whitespace()));
+        match first_line {
+            Some(l) if l.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') => Format::Json,
+            _ => Format::Combined,
+        }
+    }
+}
+
+/// Why a line was not turned into a request. Shown to the user as `file:line: reason`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LineError {
+    #[error("line is {0} bytes, over the {1}-byte limit (--max-line-bytes)")]
+    TooLong(usize, usize),
+    #[error("not valid UTF-8 text")]
+    InvalidUtf8,
+    #[error("not a combined/common log line: {0}")]
+    Combined(&'static str),
+    #[error("not a JSON object: {0}")]
+    Json(String),
+    #[error("no client address field (tried {0})")]
+    MissingIp(String),
+    #[error("no time field (tried {0})")]
+    MissingTime(String),
+    #[error("invalid client address {0:?}")]
+    InvalidIp(String),
+    #[error("unreadable time {0:?}")]
+    InvalidTime(String),
+    #[error("invalid status {0:?}")]
+    InvalidStatus(String),
+}
+
+/// Everything `parse_line` needs besides the line: resolved once before work starts.
+#[derive(Debug, Clone, Default)]
+pub struct ParseOptions {
+    pub fields: FieldMap,
+    /// Peers whose `X-Forwarded-For` is believed (reverse proxies, load balancers).
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+/// Parse one line (without its newline) in a known format.
+pub fn parse_line(line: &[u8], format: Format, opts: &ParseOptions) -> Result<Request, LineError> {
+    let line = trim_line_end(line);
+    let text = std::str::from_utf8(line).map_err(|_| LineError::InvalidUtf8);
+    match format {
+        Format::Json => json::parse(line, opts),
+        Format::Combined | Format::Auto => combined::parse(text?, opts),
+    }
+}
+
+fn trim_line_end(line: &[u8]) -> &[u8] {
+    let mut end = line.len();
+    while end > 0 && (line[end - 1] == b'\r' || line[end - 1] == b'\n') {
+        end -= 1;
+    }
+    &line[..end]
+}
+
+/// Parse an address as logged: IPv4, IPv6, `[v6]`, IPv4-mapped IPv6 normalised to IPv4.
+pub fn parse_ip(s: &str) -> Result<IpAddr, LineError> {
+    let t = s.trim();
+    let t = t
+        .strip_prefix('[')
+        .and_then(|x| x.strip_suffix(']'))
+        .unwrap_or(t);
+    let ip: IpAddr = t.parse().map_err(|_| LineError::InvalidIp(clip(s, 64)))?;
+    Ok(normalize_ip(ip))
+}
+
+/// `::ffff:1.2.3.4` → `1.2.3.4`, so one client is one key whatever the listener's family.
+pub fn normalize_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        },
+        v4 => v4,
+    }
+}
+
+/// The real client: the logged peer, or — only when that peer is a trusted proxy — the
+/// right-most untrusted hop of `X-Forwarded-For`.
+pub(crate) fn client_ip(
+    peer: IpAddr,
+    xff: Option<&str>,
+    trusted: &[IpNet],
+) -> Result<IpAddr, LineError> {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if trusted.is_empty() || !is_trusted(&peer) {
+        return Ok(peer);
+    }
+    let Some(xff) = xff else { return Ok(peer) };
+    let mut client = peer;
+    for hop in xff
+        .rsplit(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty() && *h != "-")
+    {
+        // A hop we cannot read ends the walk: everything left of it is unverifiable, so the
+        // last hop we could read (a trusted proxy) is as far as we can honestly go.
+        let Ok(ip) = parse_ip(hop) else { break };
+        client = ip;
+        if !is_trusted(&ip) {
+            break;
+        }
+    }
+    Ok(client)
+}
+
+/// Split `"GET /path HTTP/1.1"` into method and path. A request line that is not of that shape
+/// (scanners send garbage) is kept whole as the path with method `-`: the line still counts.
+pub(crate) fn split_request(request: &str) -> (String, String) {
+    let mut parts = request.splitn(3, ' ');
+    match (parts.next(), parts.next()) {
+        (Some(m), Some(p))
+            if !m.is_empty() && m.len() <= 16 && m.bytes().all(|b| b.is_ascii_uppercase()) =>
+        {
+            (m.to_string(), p.to_string())
+        }
+        _ => ("-".to_string(), request.to_string()),
+    }
+}
+
+/// Cut a string to at most `max` bytes on a char boundary (for messages and bounded state).
+pub fn clip(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniff_formats() {
+        assert_eq!(Format::sniff(b"\n  {\"a\":1}\n"), Format::Json);
+        assert_eq!(Format::sniff(b"1.2.3.4 - - [x]"), Format::Combined);
+        assert_eq!(Format::sniff(b""), Format::Combined);
+    }
+
+    #[test]
+    fn ip_forms() {
+        assert_eq!(parse_ip("1.2.3.4").unwrap().to_string(), "1.2.3.4");
+        assert_eq!(parse_ip("::ffff:1.2.3.4").unwrap().to_string(), "1.2.3.4");
+        assert_eq!(
+            parse_ip("[2001:db8::1]").unwrap().to_string(),
+            "2001:db8::1"
+        );
+        for bad in ["-", "unknown", "999.1.1.1", "", "1.2.3", "1.2.3.4.5"] {
+            assert!(
+                matches!(parse_ip(bad), Err(LineError::InvalidIp(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn xff_is_ignored_unless_peer_is_trusted() {
+        let peer: IpAddr = "10.0.0.2".parse().unwrap();
+        let xff = Some("203.0.113.9, 10.0.0.1");
+        assert_eq!(client_ip(peer, xff, &[]).unwrap(), peer);
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        assert_eq!(
+            client_ip(peer, xff, &trusted).unwrap().to_string(),
+            "203.0.113.9"
+        );
+        // A spoofed left-most entry is not believed: walk stops at the first untrusted hop.
+        let xff = Some("1.1.1.1, 198.51.100.7, 10.0.0.1");
+        assert_eq!(
+            client_ip(peer, xff, &trusted).unwrap().to_string(),
+            "198.51.100.7"
+        );
+        // Untrusted peer: header ignored entirely.
+        let outsider: IpAddr = "198.51.100.1".parse().unwrap();
+        assert_eq!(client_ip(outsider, xff, &trusted).unwrap(), outsider);
+        // Garbage hop: stop at the last readable one.
+        let xff = Some("unknown, 10.0.0.1");
+        assert_eq!(
+            client_ip(peer, xff, &trusted).unwrap().to_string(),
+            "10.0.0.1"
+        );
+    }
+
+    #[test]
+    fn request_lines() {
+        assert_eq!(
+            split_request("GET /a b HTTP/1.1"),
+            ("GET".into(), "/a".into())
+        );
+        assert_eq!(split_request("-"), ("-".into(), "-".into()));
+        assert_eq!(
+            split_request("\\x16\\x03 garbage"),
+            ("-".into(), "\\x16\\x03 garbage".into())
+        );
+    }
+
+    #[test]
+    fn clip_respects_char_boundaries() {
+        assert_eq!(clip("héllo", 2), "h…");
+        assert_eq!(clip("abc", 5), "abc");
+    }
+}
