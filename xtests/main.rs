@@ -1,0 +1,10 @@
+//! bouncer's integration tests: one binary (Cargo.toml: autotests = false), run against the real
+//! built `bouncer` on real logs (fixtures/ and ../shared/data/real), and against the real
+//! firewall tools inside network namespaces the tests create.
+
+mod analyze;
+mod bad_input;
+mod cli;
+mod common;
+mod firewall;
+mod incremental;
