@@ -39,7 +39,7 @@ pub enum Command {
     /// Example:
     ///   bouncer analyze /var/log/nginx/access.log /var/log/nginx/access.log.1 --out incident
     ///   iptables-restore --noflush < incident/bans.rules
-    Analyze(AnalyzeArgs),
+    Analyze(Box<AnalyzeArgs>),
     /// Print a ban list from a (reviewed) decisions.json.
     ///
     /// Example: bouncer export --format nft incident/decisions.json | nft -f -
@@ -101,7 +101,7 @@ pub struct IngestArgs {
     #[arg(long = "trusted-proxy", value_name = "CIDR")]
     pub trusted_proxies: Vec<String>,
 
-    /// Put lines back in order when they are at most this late (seconds) [default: 900]
+    /// Put lines back in order when they are at most this late (seconds) [default: 1800]
     #[arg(long, value_name = "SECS")]
     pub reorder_secs: Option<i64>,
 

@@ -34,7 +34,7 @@ impl Default for IngestConfig {
             format: Format::Auto,
             fields: BTreeMap::new(),
             trusted_proxies: Vec::new(),
-            reorder_secs: 900,
+            reorder_secs: 1800,
             max_line_bytes: 64 * 1024,
         }
     }

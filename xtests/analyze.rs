@@ -13,12 +13,28 @@ fn mixture_bans_every_attacker_and_no_background_ip() {
     let labels = labels();
     let banned: BTreeSet<String> = banned(&a).into_iter().collect();
     let attackers: BTreeSet<String> = strings(&labels["attackers"]).into_iter().collect();
-    assert_eq!(banned, attackers, "bans must be exactly the labelled attackers");
+    assert_eq!(
+        banned, attackers,
+        "bans must be exactly the labelled attackers"
+    );
     let background: BTreeSet<String> = strings(&labels["background_ips"]).into_iter().collect();
     assert!(banned.is_disjoint(&background));
     // Every decision explains itself.
     for d in decisions_of(&a, "ban") {
-        for key in ["rules", "reason", "requests_in_window", "baseline", "z", "multiplier", "error_share", "first_seen", "last_seen", "top_paths", "status_mix", "at"] {
+        for key in [
+            "rules",
+            "reason",
+            "requests_in_window",
+            "baseline",
+            "z",
+            "multiplier",
+            "error_share",
+            "first_seen",
+            "last_seen",
+            "top_paths",
+            "status_mix",
+            "at",
+        ] {
             assert!(!d[key].is_null(), "ban lacks {key}: {d}");
         }
         assert!(d["baseline"]["mean"].as_f64().unwrap() > 0.0);
@@ -26,14 +42,23 @@ fn mixture_bans_every_attacker_and_no_background_ip() {
     // The flood is a site-wide anomaly too, and the alert names the flooders.
     let alerts = decisions_of(&a, "alert");
     assert!(!alerts.is_empty());
-    let top: Vec<&str> = alerts[0]["top_ips"].as_array().unwrap().iter().map(|c| c["value"].as_str().unwrap()).collect();
+    let top: Vec<&str> = alerts[0]["top_ips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["value"].as_str().unwrap())
+        .collect();
     assert_eq!(top[0], "192.236.195.162");
     assert_eq!(a["parse_errors"], 0);
     assert_eq!(a["requests"], 4273);
     // The ban lists carry exactly the banned IPs.
     let rules = std::fs::read_to_string(out.path().join("bans.rules")).unwrap();
     for ip in &attackers {
-        assert_eq!(rules.matches(&format!("-s {ip}/32 ")).count(), 1, "{ip} in bans.rules:\n{rules}");
+        assert_eq!(
+            rules.matches(&format!("-s {ip}/32 ")).count(),
+            1,
+            "{ip} in bans.rules:\n{rules}"
+        );
     }
     let csv = std::fs::read_to_string(out.path().join("decisions.csv")).unwrap();
     assert_eq!(csv.lines().next(), Some("duration,reason,scope,type,value"));
@@ -54,12 +79,26 @@ fn json_conversion_of_the_mixture_gives_the_same_decisions() {
 fn alternative_json_field_names_are_mapped() {
     let out = tempfile::tempdir().unwrap();
     let a = analyze_ok(&[&fixture("mixture-alt-fields.jsonl")], out.path(), &[]);
-    assert_eq!((a["requests"].as_u64(), a["parse_errors"].as_u64()), (Some(1000), Some(0)));
+    assert_eq!(
+        (a["requests"].as_u64(), a["parse_errors"].as_u64()),
+        (Some(1000), Some(0))
+    );
     // Same first 1000 lines in combined format, via stdin: same time span and IP count.
-    let head: String = std::fs::read_to_string(fixture("mixture.log")).unwrap().lines().take(1000).map(|l| format!("{l}\n")).collect();
+    let head: String = std::fs::read_to_string(fixture("mixture.log"))
+        .unwrap()
+        .lines()
+        .take(1000)
+        .map(|l| format!("{l}\n"))
+        .collect();
     let out2 = tempfile::tempdir().unwrap();
     let b = analyze_stdin(head.as_bytes(), out2.path());
-    for k in ["requests", "distinct_ips", "first_time", "last_time", "decisions"] {
+    for k in [
+        "requests",
+        "distinct_ips",
+        "first_time",
+        "last_time",
+        "decisions",
+    ] {
         assert_eq!(a[k], b[k], "{k}");
     }
 }
@@ -79,7 +118,10 @@ fn hackers_log_gz_low_and_slow_bots_are_not_rate_anomalies() {
     let out = tempfile::tempdir().unwrap();
     let a = analyze_ok(&[&fixture("hackers.log.gz")], out.path(), &[]);
     assert_eq!(a["inputs"][0]["gzip"], true);
-    assert_eq!((a["requests"].as_u64(), a["parse_errors"].as_u64()), (Some(3456), Some(0)));
+    assert_eq!(
+        (a["requests"].as_u64(), a["parse_errors"].as_u64()),
+        (Some(3456), Some(0))
+    );
     assert_eq!(a["distinct_ips"], 520);
     assert!(banned(&a).is_empty());
 }
@@ -100,10 +142,18 @@ fn rotated_set_in_any_order_with_gzip_archive_equals_one_file() {
     let text = std::fs::read_to_string(fixture("mixture.log")).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     let third = lines.len() / 3;
-    let part = |r: std::ops::Range<usize>| lines[r].iter().map(|l| format!("{l}\n")).collect::<String>();
+    let part = |r: std::ops::Range<usize>| {
+        lines[r]
+            .iter()
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+    };
     // Oldest part compressed, named without .gz on purpose: gzip is detected by content.
     let oldest = dir.path().join("access.log.2");
-    let mut gz = flate2::write::GzEncoder::new(std::fs::File::create(&oldest).unwrap(), flate2::Compression::default());
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(&oldest).unwrap(),
+        flate2::Compression::default(),
+    );
     gz.write_all(part(0..third).as_bytes()).unwrap();
     gz.finish().unwrap();
     let middle = dir.path().join("access.log.1");
@@ -124,7 +174,12 @@ fn every_real_log_plain_gzipped_and_as_json() {
     // The done-when of the analyze issue: every real log in ../shared runs in every form.
     let real = real_log("");
     let mut names: Vec<String> = std::fs::read_dir(&real)
-        .unwrap_or_else(|e| panic!("{}: {e} (the real logs live in ../shared/data/real)", real.display()))
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (the real logs live in ../shared/data/real)",
+                real.display()
+            )
+        })
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .filter(|n| n.ends_with(".log"))
         .collect();
@@ -136,10 +191,17 @@ fn every_real_log_plain_gzipped_and_as_json() {
         let plain = analyze_ok(&[&src], &dir.path().join("plain"), &[]);
         let lines = std::fs::read_to_string(&src).unwrap().lines().count() as u64;
         assert_eq!(plain["lines"].as_u64(), Some(lines), "{name}");
-        assert_eq!(plain["parse_errors"], 0, "{name}: {}", plain["inputs"][0]["error_examples"]);
+        assert_eq!(
+            plain["parse_errors"], 0,
+            "{name}: {}",
+            plain["inputs"][0]["error_examples"]
+        );
         // gzipped
         let gz_path = dir.path().join(format!("{name}.gz"));
-        let mut gz = flate2::write::GzEncoder::new(std::fs::File::create(&gz_path).unwrap(), flate2::Compression::fast());
+        let mut gz = flate2::write::GzEncoder::new(
+            std::fs::File::create(&gz_path).unwrap(),
+            flate2::Compression::fast(),
+        );
         gz.write_all(&std::fs::read(&src).unwrap()).unwrap();
         gz.finish().unwrap();
         let gzipped = analyze_ok(&[&gz_path], &dir.path().join("gz"), &[]);
@@ -150,7 +212,12 @@ fn every_real_log_plain_gzipped_and_as_json() {
         let json = analyze_ok(&[&json_path], &dir.path().join("json"), &[]);
         assert_eq!(json["parse_errors"], 0, "{name} json");
         assert_eq!(plain["decisions"], json["decisions"], "{name} json");
-        eprintln!("{name}: {} requests, {} bans, {} alerts", plain["requests"], banned(&plain).len(), decisions_of(&plain, "alert").len());
+        eprintln!(
+            "{name}: {} requests, {} bans, {} alerts",
+            plain["requests"],
+            banned(&plain).len(),
+            decisions_of(&plain, "alert").len()
+        );
     }
 }
 
@@ -161,7 +228,11 @@ fn to_nginx_json(src: &Path) -> String {
     let mut out = String::new();
     for line in text.lines() {
         let r = parse_line(line.as_bytes(), Format::Combined, &ParseOptions::default()).unwrap();
-        let request = if r.method == "-" { r.path.clone() } else { format!("{} {} HTTP/1.1", r.method, r.path) };
+        let request = if r.method == "-" {
+            r.path.clone()
+        } else {
+            format!("{} {} HTTP/1.1", r.method, r.path)
+        };
         let v = serde_json::json!({
             "time_iso8601": bouncer::parse::format_time(r.time),
             "remote_addr": r.ip.to_string(),

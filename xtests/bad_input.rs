@@ -30,14 +30,27 @@ fn garbage_between_real_lines_is_counted_and_good_lines_survive() {
     }
     let path = dir.path().join("dirty.log");
     std::fs::write(&path, &data).unwrap();
-    let r = run(bouncer().arg("analyze").arg(&path).arg("--out").arg(dir.path().join("out")));
+    let r = run(bouncer()
+        .arg("analyze")
+        .arg(&path)
+        .arg("--out")
+        .arg(dir.path().join("out")));
     assert_eq!(r.code, 0, "{}", r.stderr);
     let a = read_json(&dir.path().join("out/decisions.json"));
     assert_eq!(a["requests"], 200, "every good line survives");
     assert_eq!(a["parse_errors"], 8);
     let kinds = &a["inputs"][0]["error_kinds"];
-    for k in ["invalid client address", "invalid UTF-8", "line too long", "invalid time", "not a combined/common line"] {
-        assert!(kinds[k].as_u64().unwrap_or(0) >= 1, "{k} missing in {kinds}");
+    for k in [
+        "invalid client address",
+        "invalid UTF-8",
+        "line too long",
+        "invalid time",
+        "not a combined/common line",
+    ] {
+        assert!(
+            kinds[k].as_u64().unwrap_or(0) >= 1,
+            "{k} missing in {kinds}"
+        );
     }
     // The summary shows the first errors as file:line: reason.
     let name = path.display().to_string();
@@ -54,16 +67,30 @@ fn truncated_gzip_keeps_the_lines_before_the_cut_and_says_so() {
     let full = gz.finish().unwrap();
     let path = dir.path().join("access.log.3.gz");
     std::fs::write(&path, &full[..full.len() / 2]).unwrap();
-    let r = run(bouncer().arg("analyze").arg(&path).arg("--out").arg(dir.path().join("out")));
+    let r = run(bouncer()
+        .arg("analyze")
+        .arg(&path)
+        .arg("--out")
+        .arg(dir.path().join("out")));
     assert_eq!(r.code, 0, "{}", r.stderr);
     let a = read_json(&dir.path().join("out/decisions.json"));
     let input = &a["inputs"][0];
-    assert!(input["read_error"].as_str().unwrap().contains("truncated or corrupt gzip"), "{input}");
+    assert!(
+        input["read_error"]
+            .as_str()
+            .unwrap()
+            .contains("truncated or corrupt gzip"),
+        "{input}"
+    );
     let requests = a["requests"].as_u64().unwrap();
     assert!(requests > 500 && requests < 2822, "{requests}");
     // Everything before the cut parsed; at most the one line cut in half is an error.
     assert!(a["parse_errors"].as_u64().unwrap() <= 1);
-    assert!(r.stdout.contains("warning: truncated or corrupt gzip"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("warning: truncated or corrupt gzip"),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]
@@ -71,9 +98,18 @@ fn missing_file_empty_file_and_garbage_only_file_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let missing = dir.path().join("nope.log");
-    let r = run(bouncer().arg("analyze").arg(&missing).arg("--out").arg(&out));
+    let r = run(bouncer()
+        .arg("analyze")
+        .arg(&missing)
+        .arg("--out")
+        .arg(&out));
     assert_eq!(r.code, 2);
-    assert!(r.stderr.contains(&format!("{}: cannot open", missing.display())), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains(&format!("{}: cannot open", missing.display())),
+        "{}",
+        r.stderr
+    );
 
     let empty = dir.path().join("empty.log");
     std::fs::write(&empty, b"").unwrap();
@@ -81,18 +117,41 @@ fn missing_file_empty_file_and_garbage_only_file_are_clear_errors() {
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("no requests"), "{}", r.stderr);
     // …but an empty file next to a real one (just rotated) is fine, and noted.
-    let r = run(bouncer().arg("analyze").arg(&empty).arg(fixture("quiet.log")).arg("--out").arg(&out));
+    let r = run(bouncer()
+        .arg("analyze")
+        .arg(&empty)
+        .arg(fixture("quiet.log"))
+        .arg("--out")
+        .arg(&out));
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("note: empty"), "{}", r.stdout);
 
     let junk = dir.path().join("junk.log");
     std::fs::write(&junk, b"hello\nworld\n\x00\x01\x02\n").unwrap();
-    let r = run(bouncer().arg("analyze").arg(&junk).arg(fixture("quiet.log")).arg("--out").arg(&out));
+    let r = run(bouncer()
+        .arg("analyze")
+        .arg(&junk)
+        .arg(fixture("quiet.log"))
+        .arg("--out")
+        .arg(&out));
     assert_eq!(r.code, 2);
-    assert!(r.stderr.contains(&format!("{}: no parseable line in 3 lines", junk.display())), "{}", r.stderr);
-    assert!(r.stderr.contains(&format!("{}:1: ", junk.display())), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains(&format!("{}: no parseable line in 3 lines", junk.display())),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains(&format!("{}:1: ", junk.display())),
+        "{}",
+        r.stderr
+    );
 
-    let r = run(bouncer().arg("analyze").arg(dir.path()).arg("--out").arg(&out));
+    let r = run(bouncer()
+        .arg("analyze")
+        .arg(dir.path())
+        .arg("--out")
+        .arg(&out));
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("is a directory"), "{}", r.stderr);
 }
@@ -112,7 +171,10 @@ fn json_with_unknown_fields_nulls_and_default_escaping() {
     let path = dir.path().join("access.json");
     std::fs::write(&path, data).unwrap();
     let a = analyze_ok(&[&path], &dir.path().join("out"), &[]);
-    assert_eq!((a["requests"].as_u64(), a["parse_errors"].as_u64()), (Some(50), Some(1)));
+    assert_eq!(
+        (a["requests"].as_u64(), a["parse_errors"].as_u64()),
+        (Some(50), Some(1))
+    );
     assert_eq!(a["inputs"][0]["error_kinds"]["invalid JSON"], 1);
 }
 
@@ -137,5 +199,9 @@ fn usage_and_config_errors_exit_1() {
     std::fs::write(&cfg, "[detect]\nz_treshold = 2.5\n").unwrap();
     let r = run(bouncer().arg("--config").arg(&cfg).arg("analyze").arg(&q));
     assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("z_treshold") && r.stderr.contains("bouncer.toml"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("z_treshold") && r.stderr.contains("bouncer.toml"),
+        "{}",
+        r.stderr
+    );
 }

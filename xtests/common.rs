@@ -9,12 +9,16 @@ pub fn bouncer() -> Command {
 }
 
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
 }
 
 /// A real log from ../shared/data/real (next to the repository).
 pub fn real_log(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/real").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data/real")
+        .join(name)
 }
 
 pub struct Run {
@@ -24,7 +28,11 @@ pub struct Run {
 }
 
 pub fn run(cmd: &mut Command) -> Run {
-    let Output { status, stdout, stderr } = cmd.output().expect("bouncer runs");
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("bouncer runs");
     Run {
         code: status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
@@ -34,23 +42,39 @@ pub fn run(cmd: &mut Command) -> Run {
 
 /// `bouncer analyze ARGS… --out OUT -q`; panics with stderr unless it exits 0.
 pub fn analyze_ok(args: &[&Path], out: &Path, extra: &[&str]) -> Value {
-    let r = run(bouncer().arg("analyze").args(args).arg("--out").arg(out).arg("-q").args(extra));
+    let r = run(bouncer()
+        .arg("analyze")
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .arg("-q")
+        .args(extra));
     assert_eq!(r.code, 0, "analyze {args:?} failed:\n{}", r.stderr);
     read_json(&out.join("decisions.json"))
 }
 
 pub fn read_json(p: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
-        .expect("valid JSON")
+    serde_json::from_str(
+        &std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())),
+    )
+    .expect("valid JSON")
 }
 
 /// Banned IPs, in decision order.
 pub fn banned(analysis: &Value) -> Vec<String> {
-    decisions_of(analysis, "ban").iter().map(|d| d["ip"].as_str().unwrap().to_string()).collect()
+    decisions_of(analysis, "ban")
+        .iter()
+        .map(|d| d["ip"].as_str().unwrap().to_string())
+        .collect()
 }
 
 pub fn decisions_of<'a>(analysis: &'a Value, action: &str) -> Vec<&'a Value> {
-    analysis["decisions"].as_array().unwrap().iter().filter(|d| d["action"] == action).collect()
+    analysis["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["action"] == action)
+        .collect()
 }
 
 pub fn labels() -> Value {
@@ -58,5 +82,9 @@ pub fn labels() -> Value {
 }
 
 pub fn strings(v: &Value) -> Vec<String> {
-    v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect()
 }

@@ -6,14 +6,23 @@ use std::io::Write;
 use std::path::Path;
 
 fn append(path: &Path, text: &str) {
-    std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap().write_all(text.as_bytes()).unwrap();
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
 }
 
 fn parts(n: usize) -> Vec<String> {
     let text = std::fs::read_to_string(fixture("mixture.log")).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     let size = lines.len().div_ceil(n);
-    lines.chunks(size).map(|c| c.iter().map(|l| format!("{l}\n")).collect()).collect()
+    lines
+        .chunks(size)
+        .map(|c| c.iter().map(|l| format!("{l}\n")).collect())
+        .collect()
 }
 
 #[test]
@@ -27,10 +36,22 @@ fn three_appends_equal_one_run() {
     let mut offset = 0;
     for (i, part) in parts(3).iter().enumerate() {
         append(&log, part);
-        let a = analyze_ok(&[&log], &dir.path().join(format!("run{i}")), &["--state", state_arg]);
+        let a = analyze_ok(
+            &[&log],
+            &dir.path().join(format!("run{i}")),
+            &["--state", state_arg],
+        );
         // Only the new bytes were read.
-        assert_eq!(a["inputs"][0]["resumed_at"].as_u64(), Some(offset), "run {i}");
-        assert_eq!(a["inputs"][0]["lines"].as_u64(), Some(part.lines().count() as u64), "run {i}");
+        assert_eq!(
+            a["inputs"][0]["resumed_at"].as_u64(),
+            Some(offset),
+            "run {i}"
+        );
+        assert_eq!(
+            a["inputs"][0]["lines"].as_u64(),
+            Some(part.lines().count() as u64),
+            "run {i}"
+        );
         offset += part.len() as u64;
         last = Some(a);
     }
@@ -62,7 +83,11 @@ fn rotation_between_runs_is_followed_by_inode() {
     let rotated = dir.path().join("access.log.1");
     std::fs::rename(&log, &rotated).unwrap();
     append(&log, &p[1]);
-    let a = analyze_ok(&[&log, &rotated], &dir.path().join("r2"), &["--state", state_arg]);
+    let a = analyze_ok(
+        &[&log, &rotated],
+        &dir.path().join("r2"),
+        &["--state", state_arg],
+    );
     let notes = a["inputs"][1]["notes"].to_string();
     assert!(notes.contains("rotated from"), "{notes}");
     assert_eq!(a["requests"], whole["requests"]);
@@ -74,8 +99,20 @@ fn changed_settings_with_old_state_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let s = state.to_str().unwrap();
-    analyze_ok(&[&fixture("quiet.log")], &dir.path().join("a"), &["--state", s]);
-    let r = run(bouncer().args(["analyze", "--z-threshold", "4", "--state", s, "-q"]).arg(fixture("quiet.log")).arg("--out").arg(dir.path().join("b")));
+    analyze_ok(
+        &[&fixture("quiet.log")],
+        &dir.path().join("a"),
+        &["--state", s],
+    );
+    let r = run(bouncer()
+        .args(["analyze", "--z-threshold", "4", "--state", s, "-q"])
+        .arg(fixture("quiet.log"))
+        .arg("--out")
+        .arg(dir.path().join("b")));
     assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("different detection settings"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("different detection settings"),
+        "{}",
+        r.stderr
+    );
 }

@@ -178,7 +178,7 @@ pub fn run(args: AnalyzeArgs, config: ConfigFile) -> Result<(), Failure> {
             parse_errors,
         };
         save_state(dir, &new_state)?;
-        pending.sort_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+        pending.sort_by_key(|p| (p.0, p.1, p.2));
         for (_, _, _, p) in pending {
             detector.observe(&p.req);
         }

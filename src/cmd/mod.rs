@@ -61,7 +61,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         None => ConfigFile::default(),
     };
     match cli.command {
-        Command::Analyze(args) => analyze::run(args, config),
+        Command::Analyze(args) => analyze::run(*args, config),
         Command::Export(args) => export::run(args, config),
         Command::Completions { shell } => {
             let mut buf = Vec::new();

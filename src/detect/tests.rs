@@ -24,7 +24,11 @@ fn background(d: &mut Detector, from: i64, minutes: i64, clients: u32, per_min: 
             let t = from + m * 60 + s;
             for c in 0..clients {
                 if (s + c as i64 * 7) % (60 / per_min) == 0 {
-                    d.observe(&req(&format!("198.51.100.{}", c + 1), t, if s % 29 == 0 { 404 } else { 200 }));
+                    d.observe(&req(
+                        &format!("198.51.100.{}", c + 1),
+                        t,
+                        if s % 29 == 0 { 404 } else { 200 },
+                    ));
                 }
             }
         }
@@ -32,7 +36,11 @@ fn background(d: &mut Detector, from: i64, minutes: i64, clients: u32, per_min: 
 }
 
 fn bans(d: &Detector) -> Vec<String> {
-    d.decisions().iter().filter(|x| x.action == Action::Ban).map(|x| x.ip.unwrap().to_string()).collect()
+    d.decisions()
+        .iter()
+        .filter(|x| x.action == Action::Ban)
+        .map(|x| x.ip.unwrap().to_string())
+        .collect()
 }
 
 #[test]
@@ -62,7 +70,11 @@ fn flood_is_banned_and_normal_clients_are_not() {
     d.finish();
     assert_eq!(bans(&d), vec!["203.0.113.66"]);
     let ban = &d.decisions()[0];
-    assert!(ban.rules.contains(&"multiplier".to_string()), "{:?}", ban.rules);
+    assert!(
+        ban.rules.contains(&"multiplier".to_string()),
+        "{:?}",
+        ban.rules
+    );
     // Banned when the window first crossed 5 × the floored mean (25 → 125 requests).
     assert_eq!(ban.requests_in_window, 130);
     assert_eq!(ban.at, T0 + 612);
@@ -85,7 +97,11 @@ fn nothing_is_decided_during_warmup() {
 
 #[test]
 fn below_min_requests_nothing_is_banned_even_with_a_tiny_baseline() {
-    let s = DetectSettings { ip_mean_floor: 0.1, ip_std_floor: 0.1, ..Default::default() };
+    let s = DetectSettings {
+        ip_mean_floor: 0.1,
+        ip_std_floor: 0.1,
+        ..Default::default()
+    };
     let mut d = Detector::new(s);
     background(&mut d, T0, 10, 5, 1);
     for t in T0 + 600..T0 + 629 {
@@ -106,11 +122,17 @@ fn error_surge_tightens_thresholds_to_70_percent() {
         }
         background(&mut d, T0 + 650, 3, 40, 6);
         d.finish();
-        assert_eq!(bans(&d).contains(&"203.0.113.9".to_string()), banned, "status {status}");
+        assert_eq!(
+            bans(&d).contains(&"203.0.113.9".to_string()),
+            banned,
+            "status {status}"
+        );
         if banned {
             let b = &d.decisions()[0];
             assert!(b.rules.contains(&"error_surge".to_string()));
-            assert!((b.multiplier_threshold - 3.5).abs() < 1e-9 && (b.z_threshold - 2.1).abs() < 1e-9);
+            assert!(
+                (b.multiplier_threshold - 3.5).abs() < 1e-9 && (b.z_threshold - 2.1).abs() < 1e-9
+            );
         }
     }
 }
@@ -137,7 +159,11 @@ fn one_ban_per_episode_and_a_new_episode_after_quiet() {
 
 #[test]
 fn banned_traffic_does_not_poison_the_baseline() {
-    let mut d = Detector::new(DetectSettings { ip_mean_floor: 1.0, ip_std_floor: 1.0, ..Default::default() });
+    let mut d = Detector::new(DetectSettings {
+        ip_mean_floor: 1.0,
+        ip_std_floor: 1.0,
+        ..Default::default()
+    });
     background(&mut d, T0, 10, 20, 6);
     for t in T0 + 600..T0 + 1200 {
         for _ in 0..10 {
@@ -162,7 +188,10 @@ fn allowlist_loopback_and_private_ranges() {
             }
         }
     };
-    let s = DetectSettings { allowlist: vec!["203.0.113.0/24".parse().unwrap()], ..Default::default() };
+    let s = DetectSettings {
+        allowlist: vec!["203.0.113.0/24".parse().unwrap()],
+        ..Default::default()
+    };
     let mut d = Detector::new(s.clone());
     background(&mut d, T0, 10, 20, 6);
     for ip in ["203.0.113.1", "127.0.0.1", "::1", "10.1.2.3", "2001:db8::9"] {
@@ -170,7 +199,10 @@ fn allowlist_loopback_and_private_ranges() {
     }
     d.finish();
     assert_eq!(bans(&d), vec!["10.1.2.3", "2001:db8::9"]); // private banned unless asked
-    let mut d = Detector::new(DetectSettings { allow_private: true, ..s });
+    let mut d = Detector::new(DetectSettings {
+        allow_private: true,
+        ..s
+    });
     background(&mut d, T0, 10, 20, 6);
     flood(&mut d, "10.1.2.3");
     flood(&mut d, "fd00::1");
@@ -192,7 +224,11 @@ fn site_wide_spike_alerts_with_top_contributors() {
     }
     background(&mut d, T0 + 960, 3, 40, 6);
     d.finish();
-    let alerts: Vec<_> = d.decisions().iter().filter(|x| x.action == Action::Alert).collect();
+    let alerts: Vec<_> = d
+        .decisions()
+        .iter()
+        .filter(|x| x.action == Action::Alert)
+        .collect();
     assert_eq!(alerts.len(), 1, "{:#?}", d.decisions());
     assert!(bans(&d).is_empty());
     assert!(!alerts[0].top_ips.is_empty());

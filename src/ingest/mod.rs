@@ -26,6 +26,9 @@ use std::sync::Arc;
 /// How many example errors per file are kept for the summary and report.
 pub const ERROR_EXAMPLES: usize = 5;
 const BATCH_LINES: usize = 16 * 1024;
+/// Hard cap on requests held for reordering: past it the oldest is released early (and, if a
+/// later line turns out older, counted as late). Keeps memory bounded on dense logs.
+const MAX_PENDING: usize = 1 << 20;
 
 /// Ingest settings, resolved before work starts.
 #[derive(Debug, Clone)]
@@ -327,7 +330,11 @@ impl Stream {
                     Some(m) => top.time <= m - self.opts.reorder_secs,
                     None => true,
                 };
-                if releasable || (self.exhausted && self.parsed.is_empty() && self.flush_at_end) {
+                let full = self.heap.len() > MAX_PENDING;
+                if releasable
+                    || full
+                    || (self.exhausted && self.parsed.is_empty() && self.flush_at_end)
+                {
                     return Some(top.time);
                 }
             }

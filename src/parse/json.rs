@@ -180,9 +180,7 @@ fn value_text(v: &Value) -> String {
 /// `\x5C` → `\\`, other control bytes → `\u00HH`, bytes ≥ 0x80 back to raw bytes (then read as
 /// UTF-8, lossily). Returns `None` when there is nothing to rewrite.
 fn unescape_nginx_default(line: &[u8]) -> Option<Vec<u8>> {
-    if memchr::memmem::find(line, b"\\x").is_none() {
-        return None;
-    }
+    memchr::memmem::find(line, b"\\x")?;
     let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
     let mut out = Vec::with_capacity(line.len());
     let mut i = 0;
