@@ -236,6 +236,13 @@ fn analysis(
         baseline_global: global_base,
         settings: d.settings().clone(),
         decisions: d.decisions().to_vec(),
+        timeline: d.timeline().to_vec(),
+        ip_series: d
+            .decisions()
+            .iter()
+            .filter_map(|x| x.ip)
+            .filter_map(|ip| Some((ip, d.ip_series(&ip)?.to_vec())))
+            .collect(),
     }
 }
 

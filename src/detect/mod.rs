@@ -109,9 +109,41 @@ struct IpState {
     period_errors: u32,
     /// Start of the current ban episode.
     banned_at: Option<i64>,
+    /// All traffic of this IP in the current period (for its series; banned or not).
+    seen_period: i64,
+    seen: (u32, u32),
+    /// Its last `RECENT_PERIODS` periods, and once banned its whole series (for the report).
+    recent: VecDeque<SeriesPoint>,
+    history: Option<Vec<SeriesPoint>>,
     paths: TopK,
     agents: TopK,
     statuses: BTreeMap<u16, u64>,
+}
+
+/// Periods of context kept per IP, copied into its series when it is banned.
+const RECENT_PERIODS: usize = 30;
+/// Points kept per banned IP (two weeks of one-minute periods).
+const MAX_SERIES: usize = 20_160;
+
+/// Requests of one IP in one period (`window_secs`), for plots.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SeriesPoint {
+    pub t: i64,
+    pub requests: u32,
+    pub errors: u32,
+}
+
+/// Site-wide traffic in one period with traffic, and the baselines in force during it
+/// (floors applied; 0 before the first baseline).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TimelinePoint {
+    pub t: i64,
+    pub requests: u32,
+    pub errors: u32,
+    pub ip_mean: f64,
+    pub ip_std: f64,
+    pub site_mean: f64,
+    pub site_std: f64,
 }
 
 /// Counters the summary reports.
@@ -171,6 +203,10 @@ pub struct Detector {
     period: i64,
     period_ips: Vec<IpAddr>,
     global_period: (u32, u32),
+    /// Every IP with traffic in the current period, and all site traffic in it.
+    period_seen_ips: Vec<IpAddr>,
+    period_all: (u32, u32),
+    timeline: Vec<TimelinePoint>,
     ip_samples: SampleSeries,
     global_samples: SampleSeries,
     ip_baseline: Option<Baseline>,
@@ -198,6 +234,9 @@ impl Detector {
             period: i64::MIN,
             period_ips: Vec::new(),
             global_period: (0, 0),
+            period_seen_ips: Vec::new(),
+            period_all: (0, 0),
+            timeline: Vec::new(),
             ip_samples: SampleSeries::default(),
             global_samples: SampleSeries::default(),
             ip_baseline: None,
@@ -223,6 +262,17 @@ impl Detector {
 
     pub fn decisions(&self) -> &[Decision] {
         &self.decisions
+    }
+
+    /// Site-wide traffic per period with traffic, with the baselines in force.
+    pub fn timeline(&self) -> &[TimelinePoint] {
+        &self.timeline
+    }
+
+    /// Requests per period of an IP that was banned: from up to 30 periods before its first ban
+    /// to the end of its traffic.
+    pub fn ip_series(&self, ip: &IpAddr) -> Option<&[SeriesPoint]> {
+        self.ips.get(ip)?.history.as_deref()
     }
 
     /// The per-IP and site-wide baselines in force now (floors applied), if any was computed.
@@ -266,6 +316,10 @@ impl Detector {
             period_requests: 0,
             period_errors: 0,
             banned_at: None,
+            seen_period: i64::MIN,
+            seen: (0, 0),
+            recent: VecDeque::new(),
+            history: None,
             paths: TopK::default(),
             agents: TopK::default(),
             statuses: BTreeMap::new(),
@@ -282,6 +336,15 @@ impl Detector {
         st.paths.add(&req.path);
         st.agents.add(&req.user_agent);
         *st.statuses.entry(req.status).or_insert(0) += 1;
+        if st.seen_period != period {
+            st.seen_period = period;
+            st.seen = (0, 0);
+            self.period_seen_ips.push(req.ip);
+        }
+        st.seen.0 += 1;
+        st.seen.1 += error as u32;
+        self.period_all.0 += 1;
+        self.period_all.1 += error as u32;
         if st.banned_at.is_none() {
             if st.period != period {
                 st.period = period;
@@ -317,7 +380,8 @@ impl Detector {
     /// continue (the incremental path runs this on a copy).
     pub fn finish(&mut self) {
         if let Some(now) = self.now {
-            self.advance_to(now + 1);
+            // To the next period boundary: closes the last second and the last period.
+            self.advance_to(self.period_of(now) + self.s.window_secs as i64);
         }
         // Fill in what a forensic reader wants to know at the end: totals and last activity.
         for d in &mut self.decisions {
@@ -343,6 +407,36 @@ impl Detector {
 
     /// Close a sample period: turn its counts into baseline samples, recompute when due.
     fn close_period(&mut self, t: i64) {
+        let period = self.period;
+        for ip in std::mem::take(&mut self.period_seen_ips) {
+            if let Some(st) = self.ips.get_mut(&ip) {
+                let point = SeriesPoint {
+                    t: period,
+                    requests: st.seen.0,
+                    errors: st.seen.1,
+                };
+                if st.recent.len() == RECENT_PERIODS {
+                    st.recent.pop_front();
+                }
+                st.recent.push_back(point);
+                if let Some(h) = st.history.as_mut().filter(|h| h.len() < MAX_SERIES) {
+                    h.push(point);
+                }
+            }
+        }
+        if self.period_all.0 > 0 {
+            let (ip, site) = self.baselines();
+            self.timeline.push(TimelinePoint {
+                t: period,
+                requests: self.period_all.0,
+                errors: self.period_all.1,
+                ip_mean: ip.map_or(0.0, |b| b.mean),
+                ip_std: ip.map_or(0.0, |b| b.std),
+                site_mean: site.map_or(0.0, |b| b.mean),
+                site_std: site.map_or(0.0, |b| b.std),
+            });
+        }
+        self.period_all = (0, 0);
         for ip in std::mem::take(&mut self.period_ips) {
             if let Some(st) = self.ips.get(&ip) {
                 if st.banned_at.is_none() && st.period == self.period && st.period_requests > 0 {
@@ -470,6 +564,9 @@ impl Detector {
         self.decisions.push(d);
         let st = self.ips.get_mut(&ip).expect("evaluated IP exists");
         st.banned_at = Some(s);
+        if st.history.is_none() {
+            st.history = Some(st.recent.iter().copied().collect());
+        }
         // Its traffic in this window no longer counts as normal site traffic.
         st.period_requests = 0;
         st.period_errors = 0;
@@ -501,6 +598,15 @@ impl Detector {
             .is_none_or(|f| s - f >= self.s.episode_gap_secs as i64);
         self.global_fired_at = Some(s);
         if !new_episode {
+            // Same anomaly still going: extend the alert's span.
+            if let Some(d) = self
+                .decisions
+                .iter_mut()
+                .rev()
+                .find(|d| d.action == Action::Alert)
+            {
+                d.last_seen = s;
+            }
             return;
         }
         let w = self.s.window_secs as i64;

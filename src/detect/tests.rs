@@ -282,3 +282,31 @@ fn top_k_is_bounded_and_keeps_heavy_hitters() {
     assert!(k.items.len() <= TopK::CAP);
     assert_eq!(k.top(1)[0].value, "/heavy");
 }
+
+#[test]
+fn timeline_and_banned_ip_series_for_the_report() {
+    let mut d = Detector::new(DetectSettings::default());
+    background(&mut d, T0, 10, 20, 6);
+    for t in T0 + 600..T0 + 660 {
+        for _ in 0..5 {
+            d.observe(&req("203.0.113.7", t, 200));
+        }
+    }
+    background(&mut d, T0 + 660, 5, 20, 6);
+    d.finish();
+    let tl = d.timeline();
+    assert_eq!(
+        tl.len(),
+        16,
+        "one point per minute with traffic, the last one included"
+    );
+    assert_eq!(
+        tl.iter().map(|p| p.requests as u64).sum::<u64>(),
+        d.stats().requests
+    );
+    assert_eq!(tl[10].requests, 300); // the flood's minute (background resumes at minute 11)
+    assert!(tl[10].ip_mean >= 25.0 && tl[0].ip_mean == 0.0);
+    let series = d.ip_series(&"203.0.113.7".parse().unwrap()).unwrap();
+    assert_eq!(series.iter().map(|p| p.requests).sum::<u32>(), 300);
+    assert!(d.ip_series(&"198.51.100.1".parse().unwrap()).is_none());
+}

@@ -8,11 +8,15 @@
 pub mod rulesets;
 pub mod summary;
 
-use crate::detect::{Action, BaselineSnapshot, Decision, DetectSettings};
+use crate::detect::{
+    Action, BaselineSnapshot, Decision, DetectSettings, SeriesPoint, TimelinePoint,
+};
 use crate::ingest::FileReport;
 use rulesets::{Ban, RulesetOptions};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::io::Write;
+use std::net::IpAddr;
 use std::path::Path;
 
 /// Version of the `decisions.json` schema. Bumped only for incompatible changes.
@@ -41,6 +45,12 @@ pub struct Analysis {
     pub baseline_global: Option<BaselineSnapshot>,
     pub settings: DetectSettings,
     pub decisions: Vec<Decision>,
+    /// Site-wide traffic per window period, for the report (not written to decisions.json).
+    #[serde(skip)]
+    pub timeline: Vec<TimelinePoint>,
+    /// Per-period requests of each banned IP, for the report (not written to decisions.json).
+    #[serde(skip)]
+    pub ip_series: BTreeMap<IpAddr, Vec<SeriesPoint>>,
 }
 
 impl Analysis {
