@@ -44,6 +44,19 @@ pub enum Command {
     ///
     /// Example: bouncer export --format nft incident/decisions.json | nft -f -
     Export(ExportArgs),
+    /// Tail live logs, ban abusers on the host firewall, lift bans on schedule.
+    ///
+    /// Uses the same detector as `analyze`. Without --enforce it only logs what it would do.
+    /// Needs root or CAP_NET_ADMIN to enforce. Slack: set BOUNCER_SLACK_WEBHOOK.
+    ///
+    /// Example:
+    ///   bouncer follow --enforce --state /var/lib/bouncer --audit /var/log/bouncer-audit.jsonl \
+    ///     /var/log/nginx/access.log
+    Follow(Box<FollowArgs>),
+    /// Show active bans of a `follow` state directory (one JSON object per line).
+    Status(StatusArgs),
+    /// Lift a ban now (through the running `follow`, or on the saved state and the kernel).
+    Unban(UnbanArgs),
     /// Print shell completions: bouncer completions bash > /etc/bash_completion.d/bouncer
     Completions {
         #[arg(value_enum)]
@@ -74,6 +87,24 @@ pub struct AnalyzeArgs {
 
     #[command(flatten)]
     pub output: OutputArgs,
+
+    /// Write the HTML report here instead of DIR/report.html.
+    #[arg(long, value_name = "PATH", help_heading = "Report")]
+    pub report: Option<PathBuf>,
+
+    /// Report templates: files in DIR named like the built-in ones (report.html, report.css)
+    /// replace them; missing ones fall back to the built-in versions.
+    #[arg(long, value_name = "DIR", help_heading = "Report")]
+    pub template: Option<PathBuf>,
+
+    /// Show times in the report in this zone: UTC or a fixed offset such as +02:00 or -0530
+    /// (a fixed offset, not an IANA name: one clock for the whole incident) [default: UTC]
+    #[arg(long, value_name = "ZONE", help_heading = "Report")]
+    pub tz: Option<String>,
+
+    /// Don't write the HTML report (for timing runs with and without it).
+    #[arg(long, hide = true)]
+    pub no_report: bool,
 
     /// How many bans and alerts the terminal summary lists.
     #[arg(long, default_value_t = 10, value_name = "N")]
@@ -196,4 +227,87 @@ pub enum ExportFormat {
     Nft,
     /// CrowdSec: cscli decisions import -i decisions.csv
     Csv,
+}
+
+#[derive(Debug, Args)]
+pub struct FollowArgs {
+    /// Access logs to follow (may not exist yet; rotation is followed).
+    #[arg(required = true, value_name = "LOG")]
+    pub logs: Vec<PathBuf>,
+
+    /// Apply bans to the host firewall (root or CAP_NET_ADMIN).
+    #[arg(long, conflicts_with = "dry_run")]
+    pub enforce: bool,
+
+    /// Log what would be done, touch nothing (the default without --enforce).
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Keep checkpoints, detector state and bans here: a restart re-reads nothing, misses
+    /// nothing, and re-applies active bans.
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+
+    /// Append BAN / UNBAN / GLOBAL_ANOMALY / BASELINE_UPDATE records (JSON lines) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub audit: Option<PathBuf>,
+
+    /// Firewall backend [default: ipset when installed, else iptables]
+    #[arg(long, value_enum)]
+    pub backend: Option<crate::emit::firewall::Backend>,
+
+    /// Ban length by strike [default: 10m,30m,2h,permanent]
+    #[arg(long, value_name = "LIST")]
+    pub ban_schedule: Option<String>,
+
+    /// Strikes are forgotten after this long without a ban [default: 86400]
+    #[arg(long, value_name = "SECS")]
+    pub strike_decay_secs: Option<u64>,
+
+    /// Check the kernel's ban set this often and repair it [default: 5]
+    #[arg(long, value_name = "SECS")]
+    pub reconcile_secs: Option<u64>,
+
+    /// Read existing lines too (default: start at the end, or at the saved checkpoint).
+    #[arg(long)]
+    pub from_start: bool,
+
+    /// Replay the files through the follow path with a clock that follows log time, touch
+    /// nothing, print the decisions as JSON and exit (compare with `analyze`).
+    #[arg(long)]
+    pub replay: bool,
+
+    #[command(flatten)]
+    pub ingest: IngestArgs,
+
+    #[command(flatten)]
+    pub detect: DetectArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The state directory `follow` uses.
+    #[arg(long, value_name = "DIR")]
+    pub state: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct UnbanArgs {
+    /// The state directory `follow` uses.
+    #[arg(long, value_name = "DIR")]
+    pub state: PathBuf,
+    /// The IP to unban.
+    #[arg(value_name = "IP", conflicts_with = "all")]
+    pub ip: Option<std::net::IpAddr>,
+    /// Unban every IP.
+    #[arg(long)]
+    pub all: bool,
+    /// Firewall backend when follow is not running [default: the one follow used]
+    #[arg(long, value_enum)]
+    pub backend: Option<crate::emit::firewall::Backend>,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }

@@ -15,6 +15,32 @@ pub struct ConfigFile {
     pub detect: DetectSettings,
     pub ingest: IngestConfig,
     pub output: OutputConfig,
+    pub follow: FollowConfig,
+}
+
+/// `[follow]`: the live side.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FollowConfig {
+    /// Ban length by strike, e.g. "10m,30m,2h,permanent".
+    pub ban_schedule: String,
+    pub strike_decay_secs: u64,
+    pub reconcile_secs: u64,
+    pub audit: Option<PathBuf>,
+    /// Incoming-webhook URL; `BOUNCER_SLACK_WEBHOOK` wins. Keep this file private.
+    pub slack_webhook: Option<String>,
+}
+
+impl Default for FollowConfig {
+    fn default() -> Self {
+        FollowConfig {
+            ban_schedule: "10m,30m,2h,permanent".into(),
+            strike_decay_secs: 86_400,
+            reconcile_secs: 5,
+            audit: None,
+            slack_webhook: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -25,11 +25,15 @@ use bouncer::emit::rulesets::{
 // ---------------------------------------------------------------------------
 
 /// Upper bound for any single helper command (not a timing assertion).
-const CMD_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const CMD_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs `cmd` to completion, killing it after `timeout`. Output goes through
 /// unnamed temp files, so a chatty child cannot block on a full pipe.
-fn run_with_timeout(cmd: &mut Command, stdin: Option<&[u8]>, timeout: Duration) -> Output {
+pub(crate) fn run_with_timeout(
+    cmd: &mut Command,
+    stdin: Option<&[u8]>,
+    timeout: Duration,
+) -> Output {
     let mut out = tempfile::tempfile().expect("tempfile");
     let mut err = tempfile::tempfile().expect("tempfile");
     cmd.stdout(Stdio::from(out.try_clone().expect("dup")))
@@ -69,7 +73,7 @@ fn run_with_timeout(cmd: &mut Command, stdin: Option<&[u8]>, timeout: Duration) 
 }
 
 /// `CI=true`: panic with the reason. Otherwise print `skipped: <reason>`.
-fn skip_or_fail(reason: &str) {
+pub(crate) fn skip_or_fail(reason: &str) {
     if std::env::var("CI").as_deref() == Ok("true") {
         panic!("firewall test cannot run under CI=true: {reason}");
     }

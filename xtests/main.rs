@@ -7,4 +7,6 @@ mod bad_input;
 mod cli;
 mod common;
 mod firewall;
+mod follow;
 mod incremental;
+mod report;

@@ -10,6 +10,7 @@ use super::Failure;
 use crate::cli::{AnalyzeArgs, DetectArgs, IngestArgs, OutputArgs};
 use crate::config::{validate_chain_name, ConfigFile};
 use crate::detect::{DetectSettings, Detector};
+use crate::emit::report::{ReportOptions, Templates, Zone};
 use crate::emit::{self, rulesets::RulesetOptions, Analysis};
 use crate::ingest::checkpoint::{self, Checkpoint, Resume};
 use crate::ingest::{IngestOptions, Merge, Pending, Source, Stream};
@@ -23,6 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 const STATE_FILE: &str = "state.json";
+const REPORT_FILE: &str = "report.html";
 const STATE_VERSION: u32 = 1;
 
 /// What `--state DIR` keeps between runs.
@@ -40,6 +42,7 @@ pub fn run(args: AnalyzeArgs, config: ConfigFile) -> Result<(), Failure> {
     let settings = detect_settings(&args.detect, &config)?;
     let ingest = Arc::new(ingest_options(&args.ingest, &config)?);
     let rules = ruleset_options(&args.output, &config)?;
+    let report = report_options(&args)?;
     let out_dir = args
         .out
         .clone()
@@ -200,11 +203,53 @@ pub fn run(args: AnalyzeArgs, config: ConfigFile) -> Result<(), Failure> {
             .with_context(|| format!("{}: cannot write", path.display()))
             .map_err(Failure::input)?;
     }
+    let report_path = match report {
+        Some(mut o) => {
+            o.out_dir = out_dir.display().to_string();
+            o.rules = rules.clone();
+            let html = emit::report::render(&analysis, &o).map_err(Failure::usage)?;
+            let path = args
+                .report
+                .clone()
+                .unwrap_or_else(|| out_dir.join(REPORT_FILE));
+            emit::write_atomic(&path, html.as_bytes())
+                .with_context(|| format!("{}: cannot write report", path.display()))
+                .map_err(Failure::input)?;
+            Some(path)
+        }
+        None => None,
+    };
     if !args.quiet {
-        let text = emit::summary::render(&analysis, args.top, Some(&out_dir.display().to_string()));
+        let text = emit::summary::render(
+            &analysis,
+            args.top,
+            Some(&out_dir.display().to_string()),
+            report_path.as_deref(),
+        );
         std::io::stdout().lock().write_all(text.as_bytes())?;
     }
     Ok(())
+}
+
+/// `--report`, `--template`, `--tz`, resolved before any work so a typo fails fast; `None` with
+/// `--no-report`.
+fn report_options(args: &AnalyzeArgs) -> Result<Option<ReportOptions>, Failure> {
+    if args.no_report {
+        return Ok(None);
+    }
+    let zone = match &args.tz {
+        Some(tz) => Zone::parse(tz).map_err(|e| Failure::usage(anyhow!("--tz {e}")))?,
+        None => Zone::utc(),
+    };
+    let templates = match &args.template {
+        Some(dir) => Templates::load_dir(dir).map_err(Failure::usage)?,
+        None => Templates::default(),
+    };
+    Ok(Some(ReportOptions {
+        zone,
+        templates,
+        ..ReportOptions::default()
+    }))
 }
 
 fn is_skipped(src: &Source, skipped: &[Checkpoint]) -> bool {
@@ -309,7 +354,10 @@ pub(crate) fn detect_settings(
     Ok(s)
 }
 
-fn ingest_options(a: &IngestArgs, config: &ConfigFile) -> Result<IngestOptions, Failure> {
+pub(crate) fn ingest_options(
+    a: &IngestArgs,
+    config: &ConfigFile,
+) -> Result<IngestOptions, Failure> {
     let c = &config.ingest;
     let mut parse = ParseOptions::default();
     let field_args =

@@ -3,6 +3,7 @@
 
 pub mod analyze;
 pub mod export;
+pub mod follow;
 
 use crate::cli::{Cli, Command};
 use crate::config::ConfigFile;
@@ -63,6 +64,9 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Analyze(args) => analyze::run(*args, config),
         Command::Export(args) => export::run(args, config),
+        Command::Follow(args) => follow::run(*args, config),
+        Command::Status(args) => follow::status(args),
+        Command::Unban(args) => follow::unban(args, config),
         Command::Completions { shell } => {
             let mut buf = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "bouncer", &mut buf);

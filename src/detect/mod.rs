@@ -20,13 +20,15 @@
 //! The site-wide rule is the same on site-wide window counts against the site-wide baseline
 //! (no surge), and yields an `alert`.
 
+pub mod bans;
 pub mod baseline;
 pub mod decision;
+pub mod live;
 pub mod settings;
 
 use crate::parse::Request;
 use baseline::{Baseline, SampleSeries};
-pub use decision::{Action, BaselineSnapshot, Count, Decision};
+pub use decision::{Action, BaselineSnapshot, BaselineSource, Count, Decision};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 pub use settings::DetectSettings;
@@ -167,8 +169,11 @@ struct Allowlist {
 }
 
 impl Allowlist {
+    /// The host itself (127.0.0.1, ::1) is always allowed: health checks, local proxies. Other
+    /// 127/8 sources only exist when something binds them on purpose, and are scored normally.
     fn contains(&self, ip: &IpAddr) -> bool {
-        ip.is_loopback()
+        *ip == IpAddr::from([127, 0, 0, 1])
+            || *ip == IpAddr::from(std::net::Ipv6Addr::LOCALHOST)
             || ip.is_unspecified()
             || self.nets.iter().any(|n| n.contains(ip))
             || (self.private && is_private(ip))
@@ -262,6 +267,19 @@ impl Detector {
 
     pub fn decisions(&self) -> &[Decision] {
         &self.decisions
+    }
+
+    /// Whether `ip` may never be banned (allowlist, the host itself, optionally private ranges).
+    pub fn is_allowlisted(&self, ip: &IpAddr) -> bool {
+        self.allow.contains(ip)
+    }
+
+    /// End an IP's ban episode now (its ban was lifted): its next burst is judged afresh, and
+    /// its traffic counts toward baselines again.
+    pub fn end_episode(&mut self, ip: &IpAddr) {
+        if let Some(st) = self.ips.get_mut(ip) {
+            st.banned_at = None;
+        }
     }
 
     /// Site-wide traffic per period with traffic, with the baselines in force.

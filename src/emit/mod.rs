@@ -5,7 +5,11 @@
 //! `decisions.json` is the stable, documented interface: the rulesets and `bouncer export` are
 //! derived from it, so a human can review and edit decisions before anything is enforced.
 
+pub mod audit;
+pub mod firewall;
+pub mod report;
 pub mod rulesets;
+pub mod slack;
 pub mod summary;
 
 use crate::detect::{

@@ -3,7 +3,13 @@
 use super::Analysis;
 use std::fmt::Write;
 
-pub fn render(a: &Analysis, top: usize, out_dir: Option<&str>) -> String {
+/// `report`: where the HTML report was written, if it was.
+pub fn render(
+    a: &Analysis,
+    top: usize,
+    out_dir: Option<&str>,
+    report: Option<&std::path::Path>,
+) -> String {
     let mut s = String::new();
     let bans: Vec<_> = a.bans().collect();
     let alerts: Vec<_> = a.alerts().collect();
@@ -97,10 +103,15 @@ pub fn render(a: &Analysis, top: usize, out_dir: Option<&str>) -> String {
         );
     }
     if let Some(dir) = out_dir {
+        let in_dir = report.filter(|p| *p == std::path::Path::new(dir).join("report.html"));
         let _ = writeln!(
             s,
-            "wrote {dir}/: decisions.json decisions.csv bans.rules bans6.rules bans.ipset bans.nft"
+            "wrote {dir}/: decisions.json decisions.csv bans.rules bans6.rules bans.ipset bans.nft{}",
+            if in_dir.is_some() { " report.html" } else { "" }
         );
+        if let Some(p) = report.filter(|_| in_dir.is_none()) {
+            let _ = writeln!(s, "wrote report: {}", p.display());
+        }
         if !bans.is_empty() {
             let _ = writeln!(s, "apply: iptables-restore --noflush < {dir}/bans.rules   (or: ipset restore < {dir}/bans.ipset, nft -f {dir}/bans.nft)");
         }

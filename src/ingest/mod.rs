@@ -10,6 +10,7 @@
 
 pub mod checkpoint;
 pub mod reader;
+pub mod tail;
 
 use crate::parse::{self, Format, LineError, ParseOptions, Request};
 use rayon::prelude::*;

@@ -1,0 +1,199 @@
+//! Slack alerts: incoming-webhook messages (Block Kit with a plain-text fallback), sent from their
+//! own thread through a bounded queue, so a slow or dead webhook never delays detection or
+//! enforcement. A full queue drops the message and counts it. The webhook URL is a secret: it
+//! is never printed or logged, only its host.
+
+use crate::detect::live::{Event, UnbanReason};
+use crate::parse::format_time;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+const QUEUE: usize = 256;
+const RETRIES: u32 = 3;
+
+/// Counters shared with the main loop (shown in the status line and audit).
+#[derive(Debug, Default)]
+pub struct SlackStats {
+    pub sent: AtomicU64,
+    pub failed: AtomicU64,
+    pub dropped: AtomicU64,
+}
+
+pub struct Slack {
+    tx: Option<SyncSender<Value>>,
+    worker: Option<JoinHandle<()>>,
+    pub stats: Arc<SlackStats>,
+    /// Log time of the last site-wide alert sent (at most one a minute).
+    last_global: Option<i64>,
+}
+
+impl Slack {
+    /// Start the sender thread for `url` (from `BOUNCER_SLACK_WEBHOOK` or the config file).
+    pub fn start(url: String) -> Result<Slack, String> {
+        let parsed = reqwest::Url::parse(&url)
+            .map_err(|_| "the Slack webhook is not a valid URL".to_string())?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err("the Slack webhook must be an http(s) URL".into());
+        }
+        let client = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let (tx, rx) = sync_channel::<Value>(QUEUE);
+        let stats = Arc::new(SlackStats::default());
+        let st = stats.clone();
+        let worker = std::thread::Builder::new()
+            .name("slack".into())
+            .spawn(move || {
+                for msg in rx {
+                    let mut delay = Duration::from_millis(500);
+                    let mut ok = false;
+                    for attempt in 0..RETRIES {
+                        match client.post(url.as_str()).json(&msg).send() {
+                            Ok(r) if r.status().is_success() => {
+                                ok = true;
+                                break;
+                            }
+                            Ok(r) if r.status().as_u16() == 429 || r.status().is_server_error() => {
+                            }
+                            Ok(_) => break, // 4xx other than 429: retrying will not help
+                            Err(_) => {}
+                        }
+                        if attempt + 1 < RETRIES {
+                            std::thread::sleep(delay);
+                            delay *= 2;
+                        }
+                    }
+                    let counter = if ok { &st.sent } else { &st.failed };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+            .map_err(|e| format!("cannot start the Slack thread: {e}"))?;
+        Ok(Slack {
+            tx: Some(tx),
+            worker: Some(worker),
+            stats,
+            last_global: None,
+        })
+    }
+
+    /// Queue the message for an event, if it is one we announce. Never blocks.
+    pub fn notify(&mut self, event: &Event, log_time: i64) {
+        let msg = match event {
+            Event::GlobalAnomaly { .. } => {
+                if self.last_global.is_some_and(|t| log_time - t < 60) {
+                    return; // cooldown: at most one site-wide alert a minute
+                }
+                self.last_global = Some(log_time);
+                message(event)
+            }
+            Event::BaselineUpdate { .. } => return,
+            _ => message(event),
+        };
+        let Some(msg) = msg else { return };
+        if let Some(tx) = &self.tx {
+            match tx.try_send(msg) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                    self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Let queued messages go out for at most `wait`, then stop (shutdown).
+    pub fn shutdown(mut self, wait: Duration) {
+        drop(self.tx.take());
+        if let Some(w) = self.worker.take() {
+            let deadline = std::time::Instant::now() + wait;
+            while !w.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if w.is_finished() {
+                let _ = w.join();
+            }
+        }
+    }
+}
+
+fn duration_text(secs: Option<i64>) -> String {
+    match secs {
+        None => "permanent".into(),
+        Some(s) if s % 3600 == 0 => format!("{}h", s / 3600),
+        Some(s) if s % 60 == 0 => format!("{}m", s / 60),
+        Some(s) => format!("{s}s"),
+    }
+}
+
+/// The Slack payload for an event: `text` for notifications and old clients, `blocks` for
+/// the rest. Log-derived text never goes in (only IPs and numbers), so nothing needs escaping
+/// beyond Slack's `&`, `<`, `>`.
+pub fn message(event: &Event) -> Option<Value> {
+    let (text, fields) = match event {
+        Event::Ban { ip, ban, decision } => (
+            format!(
+                ":no_entry: BAN {ip} — {:.1} req/s vs baseline {:.1}/min (z {:.1}, {:.1}×), rule {}, {} (strike {})",
+                decision.rate_per_sec,
+                decision.baseline.mean,
+                decision.z,
+                decision.multiplier,
+                decision.rules.join("+"),
+                duration_text(ban.until.map(|u| u - ban.since)),
+                ban.strike
+            ),
+            vec![
+                ("IP", ip.to_string()),
+                ("Rate", format!("{:.1} req/s ({} in {} s)", decision.rate_per_sec, decision.requests_in_window, decision.window_secs)),
+                ("Baseline", format!("{:.1} ± {:.1} per {} s", decision.baseline.mean, decision.baseline.std, decision.window_secs)),
+                ("Score", format!("z {:.1}, {:.1}×, errors {:.0}%", decision.z, decision.multiplier, decision.error_share * 100.0)),
+                ("Rule", decision.rules.join(", ")),
+                ("Ban", format!("{} (strike {})", duration_text(ban.until.map(|u| u - ban.since)), ban.strike)),
+            ],
+        ),
+        Event::Unban { ip, ban, why } => (
+            format!(
+                ":white_check_mark: UNBAN {ip} ({}) after {}",
+                match why {
+                    UnbanReason::Expired => "expired",
+                    UnbanReason::Manual => "manual",
+                },
+                format_time(ban.since)
+            ),
+            vec![("IP", ip.to_string()), ("Strike", ban.strike.to_string())],
+        ),
+        Event::GlobalAnomaly { decision } => {
+            let top: Vec<String> = decision.top_ips.iter().take(5).map(|c| format!("{} ({})", c.value, c.count)).collect();
+            (
+                format!(
+                    ":rotating_light: GLOBAL ANOMALY {:.1} req/s vs baseline {:.1}/min (z {:.1}); top: {}",
+                    decision.rate_per_sec,
+                    decision.baseline.mean,
+                    decision.z,
+                    top.join(", ")
+                ),
+                vec![
+                    ("Rate", format!("{:.1} req/s", decision.rate_per_sec)),
+                    ("Baseline", format!("{:.1} ± {:.1} per {} s", decision.baseline.mean, decision.baseline.std, decision.window_secs)),
+                    ("Top IPs", top.join("\n")),
+                ],
+            )
+        }
+        Event::BaselineUpdate { .. } => return None,
+    };
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    Some(json!({
+        "text": esc(&text),
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": esc(&text)}},
+            {"type": "section", "fields": fields.iter().map(|(k, v)| json!({"type": "mrkdwn", "text": format!("*{}*\n{}", k, esc(v))})).collect::<Vec<_>>()}
+        ]
+    }))
+}
