@@ -577,18 +577,14 @@ pub fn markers(
 ) -> Result<(), PlotError> {
     let (lo, hi) = (y.at_fraction(0.0), y.at_fraction(1.0));
     chart
-        .draw_series(
-            at.iter()
-                .map(|t| {
-                    DashedLineSeries::new(
-                        vec![(*t as f64, lo), (*t as f64, hi)],
-                        4,
-                        3,
-                        color.stroke_width(1),
-                    )
-                })
-                .flatten(),
-        )
+        .draw_series(at.iter().flat_map(|t| {
+            DashedLineSeries::new(
+                vec![(*t as f64, lo), (*t as f64, hi)],
+                4,
+                3,
+                color.stroke_width(1),
+            )
+        }))
         .map_err(pe)?;
     let style = TextStyle::from((FONT, 12).into_font())
         .color(&color)

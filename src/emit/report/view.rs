@@ -786,7 +786,7 @@ pub fn int(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push('\u{202f}');
         }
         out.push(ch);
@@ -857,8 +857,10 @@ mod tests {
 
     #[test]
     fn settings_rows_flag_only_changed_values() {
-        let mut s = DetectSettings::default();
-        s.window_secs = 30;
+        let s = DetectSettings {
+            window_secs: 30,
+            ..DetectSettings::default()
+        };
         let rows = settings_rows(&s);
         let changed: Vec<_> = rows.iter().filter(|r| r.changed).collect();
         assert_eq!(changed.len(), 1);
