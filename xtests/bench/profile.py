@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Fold `perf script --inline` output of a bouncer run into where the time goes.
+
+    perf script -i perf.data -F comm,tid,ip,sym --inline | profile.py > profile.txt
+
+Each sample is charged to the first stage it is in, walking its stack from the leaf up (inlined
+frames included), so malloc/free/memmove are charged to the bouncer code that called them.
+Prints: samples per thread kind, the stages with their share of all samples, and the top leaf
+symbols.
+"""
+
+import collections
+import sys
+
+# (label, substrings): the first frame (leaf → root) containing one of the substrings decides.
+STAGES = [
+    ("ingest: reorder heap (BinaryHeap<Pending> push/pop)", ["binary_heap", "BinaryHeap"]),
+    ("detect: TopK::add (paths, agents)", ["TopK"]),
+    ("drop Request / Pending (4 Strings each)", ["drop_in_place<bouncer::parse::Request",
+                                                 "drop_in_place<bouncer::ingest::Pending",
+                                                 "drop_in_place<core::cmp::Reverse<bouncer::ingest::Pending"]),
+    ("detect: baseline via polars", ["polars"]),
+    ("detect: baseline (rest)", ["baseline::"]),
+    ("parse: time", ["parse::time", "parse_time"]),
+    ("parse: client IP", ["parse_ip", "net::parser"]),
+    ("parse: request line", ["split_request"]),
+    ("parse: JSON", ["parse::json", "serde_json"]),
+    ("parse: combined fields", ["parse::combined"]),
+    ("parse: rest", ["parse::parse_line", "parse::"]),
+    ("ingest: line reader", ["reader::", "LineReader", "next_line"]),
+    ("ingest: read_batch (Vec<Line>, collect, errors)", ["read_batch"]),
+    ("detect: close second / period", ["close_second", "close_period", "evaluate_ip",
+                                       "evaluate_global"]),
+    ("detect: observe (HashMap, windows, status counts)", ["Detector::observe", "observe"]),
+    ("emit: outputs", ["emit::", "write_atomic", "serde_json::ser"]),
+    ("ingest: merge / stream (rest)", ["next_request", "ingest::"]),
+    ("analyze: rest", ["analyze::run"]),
+    ("rayon: waiting / scheduling", ["rayon"]),
+    ("startup / exit (dynamic loader, munmap)", ["_dl_", "exit"]),
+]
+
+
+def samples(stream):
+    head, frames = None, []
+    for line in stream:
+        if not line.strip():
+            if head is not None:
+                yield head, frames
+            head, frames = None, []
+        elif not line[0].isspace():
+            if head is not None:
+                yield head, frames
+            head, frames = line.split()[0], []
+        else:
+            parts = line.strip().split(None, 1)
+            frames.append(parts[1] if len(parts) > 1 else "?")
+    if head is not None:
+        yield head, frames
+
+
+def main():
+    threads = collections.Counter()
+    stages = collections.Counter()
+    stage_threads = collections.defaultdict(collections.Counter)
+    leaves = collections.Counter()
+    total = 0
+    for comm, frames in samples(sys.stdin):
+        total += 1
+        kind = "main" if comm == "bouncer" and any("lang_start" in f for f in frames) else \
+            "polars pool" if comm.startswith("polars") else \
+            "rayon pool" if any("rayon" in f for f in frames) else comm
+        threads[kind] += 1
+        label = "other"
+        for f in frames:
+            hit = next((name for name, keys in STAGES if any(k in f for k in keys)), None)
+            if hit:
+                label = hit
+                break
+        stages[label] += 1
+        stage_threads[label][kind] += 1
+        leaves[frames[0].replace(" (inlined)", "") if frames else "?"] += 1
+    if not total:
+        sys.exit("no samples")
+    print("samples: %d" % total)
+    print("by thread: " + ", ".join("%s %.1f%%" % (k, 100.0 * v / total)
+                                      for k, v in threads.most_common()))
+    print("\nstage (leaf → root, first match)                          share   threads")
+    for label, n in stages.most_common():
+        print("  %-56s %5.1f%%   %s" % (label, 100.0 * n / total, ", ".join(
+            "%s %d" % kv for kv in stage_threads[label].most_common())))
+    print("\ntop leaf symbols (self time)")
+    for sym, n in leaves.most_common(20):
+        print("  %5.1f%%  %s" % (100.0 * n / total, sym[:150]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,234 @@
+#!/usr/bin/env python3
+"""Turn run.sh's measurements into a table (stdout) and BENCHMARKS.md (repo root).
+
+Called by run.sh with BENCH_DIR, ROOT, COMMAND, OUTPUTS, RES, FW, BOUNCER, FLOOR, WRITE in the
+environment. Hand-written findings (profile, causes, fixes) live in xtests/bench/FINDINGS.md and
+are appended verbatim, so a re-run never loses them.
+"""
+
+import collections
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import subprocess
+
+E = os.environ
+ROOT, BENCH = E["ROOT"], E["BENCH_DIR"]
+
+
+def sh(*cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, check=False).stdout.strip()
+    except OSError:
+        return "?"
+
+
+def rows(path, n):
+    out = []
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                parts = line.rstrip("\n").split("\t")
+                if len(parts) == n:
+                    out.append(parts)
+    return out
+
+
+def fmt_s(ms):
+    return "%.2f s" % (ms / 1000.0)
+
+
+def fmt_rate(lines, ms):
+    r = lines / (ms / 1000.0)
+    return "%.2f M/s" % (r / 1e6) if r >= 1e6 else "%.0f k/s" % (r / 1e3)
+
+
+def fmt_mb(kb):
+    return "%.0f MB" % (kb / 1024.0)
+
+
+# ---------------------------------------------------------------- analyze runs
+runs = collections.OrderedDict()   # (section, name) -> dict(walls, rss, lines)
+for section, name, _run, wall, rss, lines, cpu in rows(E["RES"], 7):
+    r = runs.setdefault((section, name), {"walls": [], "rss": [], "cpu": [], "lines": int(lines)})
+    r["walls"].append(int(wall))
+    r["rss"].append(int(rss))
+    r["cpu"].append(int(cpu))
+med = {k: statistics.median(v["walls"]) for k, v in runs.items()}
+
+SECTION_TITLE = {
+    "combined": "1 M lines, combined",
+    "json": "1 M lines, nginx JSON",
+    "floor-variants": "1 M lines, nginx JSON (floor variants, informational)",
+    "big": "10 M lines",
+}
+RIVAL = {"combined": ("goaccess", "GoAccess"), "json": ("polars floor", "floor")}
+
+table = ["| input | program | median wall | lines/s | CPU (user+sys) | peak RSS (median / max) | runs | ratio (wall) |",
+         "|---|---|---:|---:|---:|---:|---:|---|"]
+for (section, name), r in runs.items():
+    m = med[(section, name)]
+    ratio = ""
+    if section in RIVAL and name == "bouncer analyze" and (section, RIVAL[section][0]) in med:
+        rv = med[(section, RIVAL[section][0])]
+        ratio = ("**%.2f× faster** than %s" % (rv / m, RIVAL[section][1]) if rv >= m
+                 else "**%.2f× slower** than %s" % (m / rv, RIVAL[section][1]))
+    if section == "floor-variants" and ("json", "polars floor") in med:
+        ratio = "%.2f× the floor's time" % (m / med[("json", "polars floor")])
+    table.append("| %s | %s | %s | %s | %s | %s / %s | %d | %s |" % (
+        SECTION_TITLE.get(section, section), name, fmt_s(m), fmt_rate(r["lines"], m),
+        fmt_s(statistics.median(r["cpu"])),
+        fmt_mb(statistics.median(r["rss"])), fmt_mb(max(r["rss"])), len(r["walls"]), ratio))
+
+# ---------------------------------------------------------------- firewall
+fw = collections.defaultdict(lambda: collections.defaultdict(list))
+for setup, what, value in rows(E["FW"], 3):
+    fw[setup][what].append(value)
+
+
+def fmed(setup, what):
+    v = fw.get(setup, {}).get(what)
+    return statistics.median(float(x) for x in v) if v else None
+
+
+fw_table = []
+if fw:
+    base_req = fmed("none", "request_ms")
+    fw_table = ["| setup | load 100 k: wall (CPU) | reload: wall (CPU) | `bouncer export` | "
+                "one request (median of 200) | vs no rules | ban works |",
+                "|---|---:|---:|---:|---:|---:|---|"]
+    label = {"none": "no rules", "ipset": "`ipset restore < bans.ipset` + 1 match rule",
+             "nft": "`nft -f bans.nft`",
+             "iptables": "`iptables-restore --noflush < bans.rules` + jump"}
+
+    def ms(v):
+        return "-" if v is None else "%.0f ms" % v
+
+    for setup in ("none", "ipset", "nft", "iptables"):
+        if setup not in fw:
+            continue
+        exp, req = fmed(setup, "export_ms"), fmed(setup, "request_ms")
+        fw_table.append("| %s | %s (%s) | %s (%s) | %s | %s | %s | %s |" % (
+            label[setup],
+            ms(fmed(setup, "load_ms")), ms(fmed(setup, "load_cpu_ms")),
+            ms(fmed(setup, "reload_ms")), ms(fmed(setup, "reload_cpu_ms")),
+            "%.2f s" % (exp / 1000) if exp is not None else "-",
+            "%.3f ms" % req if req is not None else "-",
+            "%.2f×" % (req / base_req) if req and base_req else "-",
+            "-" if setup == "none" else "yes (198.18.0.1 gets no answer)"
+            if fw[setup]["blocked"] == ["yes"] else "**NO**"))
+
+# ---------------------------------------------------------------- targets
+targets = ["| target | measured | |", "|---|---|---|"]
+
+
+def target(text, value, ok):
+    targets.append("| %s | %s | %s |" % (text, value, "met" if ok else "**missed**"))
+
+
+if ("combined", "goaccess") in med and ("combined", "bouncer analyze") in med:
+    x = med[("combined", "goaccess")] / med[("combined", "bouncer analyze")]
+    target("combined 1 M: bouncer ≥ 20× faster than GoAccess", "%.2f×" % x, x >= 20)
+if ("json", "polars floor") in med and ("json", "bouncer analyze") in med:
+    x = med[("json", "bouncer analyze")] / med[("json", "polars floor")]
+    target("JSON 1 M: bouncer within 1.5× of the polars floor", "%.2f× the floor's time" % x,
+           x <= 1.5)
+for (section, name), r in runs.items():
+    if section == "big":
+        peak = max(r["rss"])
+        target("10 M lines: peak RSS ≤ 1 GB (%s)" % name.split("(")[-1].rstrip(")"),
+               "%s (max of %d runs)" % (fmt_mb(peak), len(r["rss"])), peak <= 1024 * 1024)
+for setup in ("ipset", "nft"):
+    load = fmed(setup, "load_ms")
+    if load is not None:
+        target("100 k bans applied in < 1 s with %s" % setup, "%.0f ms wall (%.0f ms CPU)" % (
+            load, fmed(setup, "load_cpu_ms") or 0), load < 1000)
+
+# ---------------------------------------------------------------- context
+metas = {}
+for name in ("bench-1m", "bench-10m"):
+    p = os.path.join(BENCH, name + ".meta.json")
+    if os.path.exists(p):
+        with open(p, encoding="utf-8") as f:
+            metas[name] = json.load(f)
+inputs = ["| file | lines | combined | JSON | distinct IPs | span (log time) | attack lines |",
+          "|---|---:|---:|---:|---:|---|---:|"]
+for name, m in metas.items():
+    inputs.append("| %s | %d | %.0f MB | %.0f MB | %d | %s … %s (%d days) | %d |" % (
+        name, m["lines"], m["bytes"][".log"] / 1e6, m["bytes"][".jsonl"] / 1e6,
+        m["distinct_ips"], m["span"][0], m["span"][1], m["days"], m["attack_lines"]))
+
+cpu = "?"
+with open("/proc/cpuinfo", encoding="utf-8") as f:
+    for line in f:
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+with open("/proc/meminfo", encoding="utf-8") as f:
+    mem_gb = int(f.readline().split()[1]) / 1024 / 1024
+git = sh("git", "-C", ROOT, "rev-parse", "--short", "HEAD")
+dirty = " (with uncommitted changes)" if sh("git", "-C", ROOT, "status", "--porcelain",
+                                            "--untracked-files=no", "--", "src") else ""
+floor_out = ""
+p = os.path.join(BENCH, "floor-1m.txt")
+if os.path.exists(p):
+    floor_out = open(p, encoding="utf-8").read().strip()
+outputs = E.get("OUTPUTS", "").split()
+report_note = ("includes the HTML report (`report.html`)" if "report.html" in outputs else
+               "**does not include an HTML report**: this build writes no `report.html`")
+
+now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+md = []
+md.append("# Benchmarks\n")
+md.append("Written by `xtests/bench/run.sh` (see README, \"Performance\"); re-run it to "
+          "reproduce. Timings are medians of alternated runs after one warm-up run each; "
+          "peak RSS is GNU time's maximum resident set size. Nothing here is asserted by a test.\n")
+md.append("- command: `%s`" % E["COMMAND"].strip())
+md.append("- run: %s, bouncer `%s` at commit `%s`%s" % (now, sh(E["BOUNCER"], "--version"), git, dirty))
+md.append("- machine: %s cores (%s), %.0f GB RAM, Linux %s; 1-minute load average %s at the "
+          "start, %s at the end (anything above 0 is other work sharing the cores: compare the "
+          "CPU column too)" % (os.cpu_count(), cpu, mem_gb, platform.release(),
+                               E.get("LOAD_START", "?"), open("/proc/loadavg").read().split()[0]))
+md.append("- rivals: %s (`goaccess FILE --log-format=COMBINED -o out.json`); polars floor "
+          "(`xtests/bench/polars-floor`, polars 0.55.2 like bouncer; output `%s`)" % (
+              sh("goaccess", "--version").splitlines()[0] if sh("goaccess", "--version") else "GoAccess ?",
+              floor_out))
+md.append("- each timed `bouncer analyze` writes %s into `--out`; it %s.\n" % (
+    ", ".join("`%s`" % o for o in outputs) or "?", report_note))
+md.append("## Inputs\n")
+md.append("Generated by `xtests/bench/gen.py` from the real logs in `../shared/data/real` (never "
+          "committed): the de-anonymised elastic traffic replayed with remapped addresses, plus "
+          "the real ddoser flood and scanner runs mixed in every few hours; the JSON file holds "
+          "the same requests as nginx `escape=json` lines.\n")
+md.extend(inputs)
+md.append("")
+md.append("## Results\n")
+md.extend(table)
+md.append("")
+if fw_table:
+    md.append("## Firewall load: 100 000 bans\n")
+    md.append("Each load in a fresh network namespace (three times; median), then loaded again "
+              "over itself (\"reload\", the path a re-run takes). CPU = user + sys of the loading "
+              "processes (the kernel's netlink work runs in their context). The ban files are "
+              "`bouncer export` renderings of a decisions.json with 100 000 bans from "
+              "198.18.0.0/15 (RFC 2544 benchmark range). \"One request\": curl from the unbanned "
+              "127.0.0.2 to a python http.server on 127.0.0.1 inside the namespace, 200 "
+              "requests, each a new TCP connection, so every packet crosses `INPUT`. iptables is "
+              "%s.\n" % (sh("iptables", "--version") or "?"))
+    md.extend(fw_table)
+    md.append("")
+md.append("## Targets\n")
+md.extend(targets)
+md.append("")
+findings = os.path.join(ROOT, "xtests", "bench", "FINDINGS.md")
+if os.path.exists(findings):
+    md.append(open(findings, encoding="utf-8").read().rstrip() + "\n")
+
+text = "\n".join(md)
+print("\n".join(table + [""] + fw_table + [""] + targets))
+if E.get("WRITE", "1") == "1":
+    with open(os.path.join(ROOT, "BENCHMARKS.md"), "w", encoding="utf-8") as f:
+        f.write(text)
+    print("\nwrote %s" % os.path.join(ROOT, "BENCHMARKS.md"))
