@@ -4,6 +4,9 @@ use bouncer::cli::Cli;
 use bouncer::cmd::{self, exit};
 use clap::Parser;
 
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

@@ -228,10 +228,10 @@ fn to_nginx_json(src: &Path) -> String {
     let mut out = String::new();
     for line in text.lines() {
         let r = parse_line(line.as_bytes(), Format::Combined, &ParseOptions::default()).unwrap();
-        let request = if r.method == "-" {
-            r.path.clone()
+        let request = if r.method() == "-" {
+            r.path().to_string()
         } else {
-            format!("{} {} HTTP/1.1", r.method, r.path)
+            format!("{} {} HTTP/1.1", r.method(), r.path())
         };
         let v = serde_json::json!({
             "time_iso8601": bouncer::parse::format_time(r.time),
@@ -239,8 +239,8 @@ fn to_nginx_json(src: &Path) -> String {
             "request": request,
             "status": r.status.to_string(),
             "body_bytes_sent": r.bytes.to_string(),
-            "http_referer": r.referer,
-            "http_user_agent": r.user_agent,
+            "http_referer": r.referer(),
+            "http_user_agent": r.user_agent(),
             "request_time": "0.001",
         });
         out.push_str(&v.to_string());

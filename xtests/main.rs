@@ -8,5 +8,6 @@ mod cli;
 mod common;
 mod firewall;
 mod follow;
+mod follow_e2e;
 mod incremental;
 mod report;

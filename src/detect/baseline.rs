@@ -147,38 +147,15 @@ impl SampleSeries {
 }
 
 fn polars_stats(requests: Vec<f64>, errors: Vec<f64>) -> PolarsResult<Stats> {
+    // Eager ChunkedArray aggregations: this runs once per window period, so a lazy plan's
+    // construction and optimisation would cost more than the arithmetic.
     let n = requests.len() as u64;
-    let df = df!("requests" => requests, "errors" => errors)?;
-    let out = df
-        .lazy()
-        .select([
-            col("requests").mean().alias("mean"),
-            col("requests").std(1).alias("std"),
-            col("requests").sum().alias("requests_sum"),
-            col("errors").sum().alias("errors_sum"),
-        ])
-        .collect()?;
-    let get = |name: &str| -> PolarsResult<f64> {
-        Ok(out
-            .column(name)?
-            .cast(&DataType::Float64)?
-            .f64()?
-            .get(0)
-            .unwrap_or(0.0))
-    };
-    let (mean, std, req, err) = (
-        get("mean")?,
-        get("std")?,
-        get("requests_sum")?,
-        get("errors_sum")?,
-    );
-    let std = if std.is_finite() { std } else { 0.0 };
-    Ok(Stats {
-        n,
-        mean,
-        std,
-        error_share: if req > 0.0 { err / req } else { 0.0 },
-    })
+    let req = Float64Chunked::from_vec("requests".into(), requests);
+    let err = Float64Chunked::from_vec("errors".into(), errors);
+    let mean = req.mean().unwrap_or(0.0);
+    let std = req.std(1).filter(|s| s.is_finite()).unwrap_or(0.0);
+    let (req_sum, err_sum) = (req.sum().unwrap_or(0.0), err.sum().unwrap_or(0.0));
+    Ok(Stats { n, mean, std, error_share: if req_sum > 0.0 { err_sum / req_sum } else { 0.0 } })
 }
 
 /// The baseline in force between two recomputations.

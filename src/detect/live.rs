@@ -12,11 +12,9 @@
 
 use super::bans::{ActiveBan, BanBook};
 use super::{Action, BaselineSnapshot, Decision, Detector};
-use crate::ingest::Pending;
+use crate::ingest::Reorder;
 use crate::parse::Request;
 use serde::{Deserialize, Serialize};
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::net::IpAddr;
 
 /// What happened during a tick, for the sinks.
@@ -53,8 +51,7 @@ pub struct Live {
     pub detector: Detector,
     pub bans: BanBook,
     reorder_secs: i64,
-    heap: BinaryHeap<Reverse<Pending>>,
-    seq: u64,
+    buffer: Reorder,
     /// Newest log time seen, and the wall time it arrived.
     newest: Option<(i64, i64)>,
     /// Decisions already turned into events.
@@ -68,8 +65,7 @@ impl Live {
             detector,
             bans,
             reorder_secs,
-            heap: BinaryHeap::new(),
-            seq: 0,
+            buffer: Reorder::default(),
             newest: None,
             handled: 0,
             last_baselines: (None, None),
@@ -87,24 +83,19 @@ impl Live {
         if self.newest.is_none_or(|(log, _)| req.time > log) {
             self.newest = Some((req.time, now));
         }
-        self.heap.push(Reverse(Pending {
-            time: req.time,
-            seq: self.seq,
-            req,
-        }));
-        self.seq += 1;
+        self.buffer.push(req);
         let newest = self.newest.map(|n| n.0);
         self.release(newest);
     }
 
     fn release(&mut self, log_now: Option<i64>) {
         let Some(log_now) = log_now else { return };
-        while let Some(Reverse(top)) = self.heap.peek() {
-            if top.time > log_now - self.reorder_secs {
+        while let Some(top) = self.buffer.peek_time() {
+            if top > log_now - self.reorder_secs {
                 break;
             }
-            let Reverse(p) = self.heap.pop().expect("peeked");
-            self.detector.observe(&p.req);
+            let req = self.buffer.pop().expect("peeked");
+            self.detector.observe(&req);
         }
     }
 
@@ -181,7 +172,7 @@ impl Live {
 
     /// Requests waiting in the reorder buffer.
     pub fn pending(&self) -> usize {
-        self.heap.len()
+        self.buffer.len()
     }
 }
 
@@ -192,16 +183,7 @@ mod tests {
     use super::*;
 
     fn req(ip: &str, t: i64) -> Request {
-        Request {
-            ip: ip.parse().unwrap(),
-            time: t,
-            method: "GET".into(),
-            path: "/".into(),
-            status: 200,
-            bytes: 0,
-            user_agent: String::new(),
-            referer: String::new(),
-        }
+        Request::new(ip.parse().unwrap(), t, "GET", "/", 200, 0, "", "")
     }
 
     fn live() -> Live {
@@ -276,6 +258,38 @@ mod tests {
             strike2.map(|b| (b.strike, b.until.map(|u| u - b.since))),
             Some((2, Some(30)))
         );
+    }
+
+    /// Regression (found by the end-to-end test): traffic logged while an IP was banned stayed in
+    /// its window and re-banned it the second its ban expired.
+    #[test]
+    fn traffic_logged_during_a_ban_does_not_reban_at_unban() {
+        let mut l = live();
+        let t0 = 1_700_000_000 - 1_700_000_000 % 60;
+        for t in t0..t0 + 180 {
+            for c in 0..10 {
+                if (t + c) % 10 == 0 {
+                    l.push(req(&format!("198.51.100.{c}"), t), t);
+                }
+            }
+            l.tick(t);
+        }
+        let ip: IpAddr = "203.0.113.9".parse().unwrap();
+        let mut now = t0 + 180;
+        let mut bans = 0;
+        // 400 requests in one second, then stragglers every second until the 10 s ban ends.
+        for _ in 0..400 {
+            l.push(req("203.0.113.9", now), now);
+        }
+        while now < t0 + 180 + 14 {
+            now += 1;
+            l.push(req("203.0.113.9", now), now);
+            for e in l.tick(now) {
+                bans += matches!(e, Event::Ban { .. }) as u32;
+            }
+        }
+        assert!(!l.bans.is_banned(&ip), "the 10 s ban has expired");
+        assert_eq!(bans, 1, "no second ban from the traffic logged during the first");
     }
 
     #[test]

@@ -36,9 +36,16 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
 
 /// Space-saving top-k counter: bounded memory, exact for anything that stays in the top.
+/// Entries are found by a hash of the key first, so the hot path compares integers, not text.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct TopK {
-    items: Vec<(String, u64)>,
+    items: Vec<(u64, String, u64)>,
+}
+
+fn key_hash(key: &str) -> u64 {
+    use std::hash::BuildHasher;
+    // Fixed seed: the hash is stored in saved state and must mean the same after a restart.
+    foldhash::fast::FixedState::with_seed(0x6b6f_756e_6365_72).hash_one(key)
 }
 
 impl TopK {
@@ -46,22 +53,22 @@ impl TopK {
     const MAX_KEY: usize = 512;
 
     fn add(&mut self, key: &str) {
-        if let Some(it) = self.items.iter_mut().find(|(k, _)| k == key) {
-            it.1 += 1;
+        let h = key_hash(key);
+        // Keys longer than MAX_KEY are stored clipped: for those the hash alone identifies them.
+        let long = key.len() > Self::MAX_KEY;
+        if let Some(it) = self.items.iter_mut().find(|(kh, k, _)| *kh == h && (long || k == key)) {
+            it.2 += 1;
         } else if self.items.len() < Self::CAP {
-            self.items.push((crate::parse::clip(key, Self::MAX_KEY), 1));
-        } else if let Some(min) = self.items.iter_mut().min_by_key(|(_, c)| *c) {
-            *min = (crate::parse::clip(key, Self::MAX_KEY), min.1 + 1);
+            self.items.push((h, crate::parse::clip(key, Self::MAX_KEY), 1));
+        } else if let Some(min) = self.items.iter_mut().min_by_key(|(_, _, c)| *c) {
+            *min = (h, crate::parse::clip(key, Self::MAX_KEY), min.2 + 1);
         }
     }
 
     fn top(&self, n: usize) -> Vec<Count<String>> {
-        let mut v = self.items.clone();
-        v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        v.into_iter()
-            .take(n)
-            .map(|(value, count)| Count { value, count })
-            .collect()
+        let mut v: Vec<(&String, u64)> = self.items.iter().map(|(_, k, c)| (k, *c)).collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        v.into_iter().take(n).map(|(value, count)| Count { value: value.clone(), count }).collect()
     }
 }
 
@@ -201,7 +208,7 @@ pub struct Detector {
     allow: Allowlist,
     /// The open (not yet evaluated) second of log time.
     now: Option<i64>,
-    ips: HashMap<IpAddr, IpState>,
+    ips: HashMap<IpAddr, IpState, foldhash::fast::RandomState>,
     /// IPs with a request in the open second: the ones evaluated when it closes.
     active: Vec<IpAddr>,
     global: Window,
@@ -233,7 +240,7 @@ impl Detector {
             s: settings,
             allow,
             now: None,
-            ips: HashMap::new(),
+            ips: HashMap::default(),
             active: Vec::new(),
             global: Window::default(),
             period: i64::MIN,
@@ -274,11 +281,14 @@ impl Detector {
         self.allow.contains(ip)
     }
 
-    /// End an IP's ban episode now (its ban was lifted): its next burst is judged afresh, and
-    /// its traffic counts toward baselines again.
+    /// End an IP's ban episode now (its ban was lifted): its window is cleared, its next burst is
+    /// judged afresh, and its traffic counts toward baselines again.
     pub fn end_episode(&mut self, ip: &IpAddr) {
         if let Some(st) = self.ips.get_mut(ip) {
             st.banned_at = None;
+            // What it sent while banned (retransmissions of dropped connections, lines logged
+            // before the ban took effect) must not count against it right after the unban.
+            st.window = Window::default();
         }
     }
 
@@ -351,8 +361,8 @@ impl Detector {
         st.window.add(t, error);
         st.total += 1;
         st.last_seen = t;
-        st.paths.add(&req.path);
-        st.agents.add(&req.user_agent);
+        st.paths.add(req.path());
+        st.agents.add(req.user_agent());
         *st.statuses.entry(req.status).or_insert(0) += 1;
         if st.seen_period != period {
             st.seen_period = period;

@@ -5,16 +5,7 @@ use super::*;
 const T0: i64 = 1_700_000_000 - 1_700_000_000 % 3600; // an hour boundary
 
 fn req(ip: &str, t: i64, status: u16) -> Request {
-    Request {
-        ip: ip.parse().unwrap(),
-        time: t,
-        method: "GET".into(),
-        path: format!("/p{}", t % 7),
-        status,
-        bytes: 100,
-        user_agent: "test".into(),
-        referer: String::new(),
-    }
+    Request::new(ip.parse().unwrap(), t, "GET", &format!("/p{}", t % 7), status, 100, "test", "")
 }
 
 /// `clients` normal clients, each making `per_min` requests per minute, for `minutes`.

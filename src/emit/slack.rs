@@ -136,9 +136,12 @@ pub fn message(event: &Event) -> Option<Value> {
     let (text, fields) = match event {
         Event::Ban { ip, ban, decision } => (
             format!(
-                ":no_entry: BAN {ip} — {:.1} req/s vs baseline {:.1}/min (z {:.1}, {:.1}×), rule {}, {} (strike {})",
+                ":no_entry: BAN {ip} — {} requests in {} s ({:.1}/s) vs baseline {:.1} per {} s (z {:.1}, {:.1}×), rule {}, {} (strike {})",
+                decision.requests_in_window,
+                decision.window_secs,
                 decision.rate_per_sec,
                 decision.baseline.mean,
+                decision.window_secs,
                 decision.z,
                 decision.multiplier,
                 decision.rules.join("+"),
@@ -169,9 +172,12 @@ pub fn message(event: &Event) -> Option<Value> {
             let top: Vec<String> = decision.top_ips.iter().take(5).map(|c| format!("{} ({})", c.value, c.count)).collect();
             (
                 format!(
-                    ":rotating_light: GLOBAL ANOMALY {:.1} req/s vs baseline {:.1}/min (z {:.1}); top: {}",
+                    ":rotating_light: GLOBAL ANOMALY {} requests in {} s ({:.1}/s) vs baseline {:.1} per {} s (z {:.1}); top: {}",
+                    decision.requests_in_window,
+                    decision.window_secs,
                     decision.rate_per_sec,
                     decision.baseline.mean,
+                    decision.window_secs,
                     decision.z,
                     top.join(", ")
                 ),

@@ -16,8 +16,7 @@ use crate::parse::{self, Format, LineError, ParseOptions, Request};
 use rayon::prelude::*;
 use reader::LineReader;
 use serde::{Deserialize, Serialize};
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -88,6 +87,72 @@ impl Ord for Pending {
     }
 }
 
+/// A reorder buffer: requests leave in (time, arrival) order. Log times are whole seconds, so
+/// requests wait in per-second queues: one move in, one move out, whatever the disorder.
+/// Releasing is the caller's rule (`analyze`: `reorder_secs` older than the newest seen).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Reorder {
+    by_second: BTreeMap<i64, std::collections::VecDeque<Pending>>,
+    len: usize,
+    seq: u64,
+    newest: Option<i64>,
+}
+
+impl Reorder {
+    pub fn from_pending(mut pending: Vec<Pending>) -> Reorder {
+        pending.sort();
+        let mut r = Reorder::default();
+        for p in pending {
+            r.seq = r.seq.max(p.seq + 1);
+            r.newest = Some(r.newest.map_or(p.time, |n: i64| n.max(p.time)));
+            r.len += 1;
+            r.by_second.entry(p.time).or_default().push_back(p);
+        }
+        r
+    }
+
+    pub fn push(&mut self, req: Request) {
+        self.newest = Some(self.newest.map_or(req.time, |n| n.max(req.time)));
+        let p = Pending { time: req.time, seq: self.seq, req };
+        self.seq += 1;
+        self.len += 1;
+        self.by_second.entry(p.time).or_default().push_back(p);
+    }
+
+    /// Newest log time pushed so far.
+    pub fn newest(&self) -> Option<i64> {
+        self.newest
+    }
+
+    /// Time of the oldest request waiting.
+    pub fn peek_time(&self) -> Option<i64> {
+        self.by_second.first_key_value().map(|(t, _)| *t)
+    }
+
+    pub fn pop(&mut self) -> Option<Request> {
+        let mut first = self.by_second.first_entry()?;
+        let p = first.get_mut().pop_front();
+        if first.get().is_empty() {
+            first.remove();
+        }
+        self.len -= p.is_some() as usize;
+        p.map(|p| p.req)
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Everything waiting, oldest first (for checkpoints).
+    pub fn pending(&self) -> Vec<Pending> {
+        self.by_second.values().flatten().cloned().collect()
+    }
+}
+
 /// Where an input comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
@@ -128,15 +193,13 @@ pub enum InputError {
 /// One input being read: its reader, reorder buffer and report.
 pub struct Stream {
     pub report: FileReport,
-    reader: LineReader<Box<dyn Read + Send>>,
-    format: Format,
+    /// Parsed batches from this input's reader thread (read + parse overlap detection).
+    batches: std::sync::mpsc::Receiver<Batch>,
     opts: Arc<IngestOptions>,
     /// Parsed requests not yet in the reorder buffer (they enter one by one, so what is released
     /// depends only on line order, never on batch boundaries).
     parsed: std::collections::VecDeque<Request>,
-    heap: BinaryHeap<Reverse<Pending>>,
-    seq: u64,
-    max_seen: Option<i64>,
+    reorder: Reorder,
     exhausted: bool,
     /// Release everything at the end (false in incremental runs: the tail waits for more lines).
     flush_at_end: bool,
@@ -207,14 +270,6 @@ impl Stream {
             Format::Json => "json",
             _ => "combined",
         };
-        let mut heap = BinaryHeap::new();
-        let mut seq = 0;
-        let mut max_seen = None;
-        for p in pending {
-            seq = seq.max(p.seq + 1);
-            max_seen = Some(max_seen.map_or(p.time, |m: i64| m.max(p.time)));
-            heap.push(Reverse(p));
-        }
         Ok(Stream {
             report: FileReport {
                 name,
@@ -223,13 +278,15 @@ impl Stream {
                 resumed_at: offset,
                 ..Default::default()
             },
-            reader: LineReader::new(decoded, opts.max_line_bytes, line_no, offset),
-            format,
+            batches: spawn_reader(
+                LineReader::new(decoded, opts.max_line_bytes, line_no, offset),
+                format,
+                opts.clone(),
+                flush_at_end,
+            ),
             opts,
             parsed: std::collections::VecDeque::new(),
-            heap,
-            seq,
-            max_seen,
+            reorder: Reorder::from_pending(pending),
             exhausted: false,
             flush_at_end,
             committed_offset: offset,
@@ -245,60 +302,34 @@ impl Stream {
     }
 
     fn read_batch(&mut self) {
-        let mut lines = Vec::with_capacity(BATCH_LINES);
-        while lines.len() < BATCH_LINES {
-            match self.reader.next_line() {
-                Some(l) => lines.push(l),
-                None => {
-                    self.exhausted = true;
-                    break;
-                }
-            }
-        }
-        if self.exhausted {
-            if let Some(e) = self.reader.error.take() {
-                let what = if self.report.gzip {
-                    "truncated or corrupt gzip"
-                } else {
-                    "read error"
-                };
-                self.report.read_error =
-                    Some(format!("{what} after line {}: {e}", self.reader_line));
-            }
-            // A last line without newline: analyze keeps it; an incremental run leaves it for
-            // the next run, when it may be complete.
-            if self.reader.partial_tail && !self.flush_at_end {
-                if let Some(last) = lines.pop() {
-                    self.report.notes.push(format!(
-                        "line {} has no newline yet: left for the next run",
-                        last.number
-                    ));
-                }
-            }
-        }
-        let (fmt, opts) = (self.format, &self.opts);
-        let parsed: Vec<Result<Request, LineError>> = lines
-            .par_iter()
-            .map(|l| match l.too_long {
-                Some(n) => Err(LineError::TooLong(n, opts.max_line_bytes)),
-                None => parse::parse_line(&l.bytes, fmt, &opts.parse),
-            })
-            .collect();
-        for (line, result) in lines.iter().zip(parsed) {
+        let Ok(batch) = self.batches.recv() else {
+            self.exhausted = true; // the reader thread is gone (it only stops after a last batch)
+            return;
+        };
+        for ((number, end_offset), result) in batch.lines.into_iter().zip(batch.results) {
             self.report.lines += 1;
-            self.committed_offset = line.end_offset;
-            self.reader_line = line.number;
+            self.committed_offset = end_offset;
+            self.reader_line = number;
             match result {
                 Ok(req) => {
                     self.report.requests += 1;
                     self.parsed.push_back(req);
                 }
-                Err(e) => self.record_error(line.number, e),
+                Err(e) => self.record_error(number, e),
+            }
+        }
+        if batch.last {
+            self.exhausted = true;
+            if let Some(e) = batch.read_error {
+                let what = if self.report.gzip { "truncated or corrupt gzip" } else { "read error" };
+                self.report.read_error = Some(format!("{what} after line {}: {e}", self.reader_line));
+            }
+            if let Some(n) = batch.held_back {
+                self.report.notes.push(format!("line {n} has no newline yet: left for the next run"));
             }
         }
         let raw = self.committed_offset;
-        self.progress
-            .fetch_add(raw.saturating_sub(self.progress_seen), Ordering::Relaxed);
+        self.progress.fetch_add(raw.saturating_sub(self.progress_seen), Ordering::Relaxed);
         self.progress_seen = raw;
     }
 
@@ -326,27 +357,15 @@ impl Stream {
     /// Time of the next request this stream may release, reading more input as needed.
     fn head(&mut self) -> Option<i64> {
         loop {
-            if let Some(Reverse(top)) = self.heap.peek() {
-                let releasable = match self.max_seen {
-                    Some(m) => top.time <= m - self.opts.reorder_secs,
-                    None => true,
-                };
-                let full = self.heap.len() > MAX_PENDING;
-                if releasable
-                    || full
-                    || (self.exhausted && self.parsed.is_empty() && self.flush_at_end)
-                {
-                    return Some(top.time);
+            if let Some(top) = self.reorder.peek_time() {
+                let releasable = self.reorder.newest().is_none_or(|m| top <= m - self.opts.reorder_secs);
+                let full = self.reorder.len() > MAX_PENDING;
+                if releasable || full || (self.exhausted && self.parsed.is_empty() && self.flush_at_end) {
+                    return Some(top);
                 }
             }
             if let Some(req) = self.parsed.pop_front() {
-                self.max_seen = Some(self.max_seen.map_or(req.time, |m| m.max(req.time)));
-                self.heap.push(Reverse(Pending {
-                    time: req.time,
-                    seq: self.seq,
-                    req,
-                }));
-                self.seq += 1;
+                self.reorder.push(req);
                 continue;
             }
             if self.exhausted {
@@ -357,14 +376,12 @@ impl Stream {
     }
 
     fn pop(&mut self) -> Option<Request> {
-        self.heap.pop().map(|Reverse(p)| p.req)
+        self.reorder.pop()
     }
 
     /// Requests read but not released (incremental runs carry them to the next run).
     pub fn pending(&self) -> Vec<Pending> {
-        let mut v: Vec<Pending> = self.heap.iter().map(|Reverse(p)| p.clone()).collect();
-        v.sort();
-        v
+        self.reorder.pending()
     }
 }
 
@@ -386,6 +403,69 @@ impl Merge {
         }
         best.and_then(|(_, i)| self.streams[i].pop())
     }
+}
+
+/// One batch of lines, parsed, from a reader thread.
+struct Batch {
+    /// (line number, offset after the line) per line, in order.
+    lines: Vec<(u64, u64)>,
+    results: Vec<Result<Request, LineError>>,
+    /// No batch follows.
+    last: bool,
+    read_error: Option<String>,
+    /// A last line without newline left for the next (incremental) run.
+    held_back: Option<u64>,
+}
+
+/// Read and parse an input on its own thread, a batch at a time (lines in one shared buffer,
+/// parsed in parallel with rayon), handing batches over a short queue: while the detector
+/// works on one batch, the next is being read and parsed.
+fn spawn_reader(
+    mut reader: LineReader<Box<dyn Read + Send>>,
+    format: Format,
+    opts: Arc<IngestOptions>,
+    flush_at_end: bool,
+) -> std::sync::mpsc::Receiver<Batch> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(2);
+    let work = move || loop {
+        let mut buf: Vec<u8> = Vec::with_capacity(BATCH_LINES * 256);
+        let mut spans: Vec<(usize, usize, reader::LineMeta)> = Vec::with_capacity(BATCH_LINES);
+        let mut last = false;
+        while spans.len() < BATCH_LINES {
+            let from = buf.len();
+            match reader.next_line_into(&mut buf) {
+                Some(meta) => spans.push((from, buf.len(), meta)),
+                None => {
+                    last = true;
+                    break;
+                }
+            }
+        }
+        let mut held_back = None;
+        if last && reader.partial_tail && !flush_at_end {
+            // An incremental run leaves a partial last line for the next run.
+            held_back = spans.pop().map(|(_, _, m)| m.number);
+        }
+        let results: Vec<Result<Request, LineError>> = spans
+            .par_iter()
+            .map(|(a, b, m)| match m.too_long {
+                Some(n) => Err(LineError::TooLong(n, opts.max_line_bytes)),
+                None => parse::parse_line(&buf[*a..*b], format, &opts.parse),
+            })
+            .collect();
+        let batch = Batch {
+            lines: spans.iter().map(|(_, _, m)| (m.number, m.end_offset)).collect(),
+            results,
+            last,
+            read_error: if last { reader.error.take().map(|e| e.to_string()) } else { None },
+            held_back,
+        };
+        if tx.send(batch).is_err() || last {
+            return; // receiver gone, or done
+        }
+    };
+    std::thread::Builder::new().name("bouncer-read".into()).spawn(work).expect("spawn reader thread");
+    rx
 }
 
 fn read_up_to(r: &mut dyn Read, buf: &mut [u8]) -> usize {

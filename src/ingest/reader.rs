@@ -82,77 +82,64 @@ impl<R: Read> LineReader<R> {
 
     /// Next line, or `None` at the end of the source.
     pub fn next_line(&mut self) -> Option<Line> {
-        let mut skipped = 0usize; // bytes of an over-long line already thrown away
-        let mut head: Vec<u8> = Vec::new();
+        let mut bytes = Vec::new();
+        let m = self.next_line_into(&mut bytes)?;
+        Some(Line { number: m.number, end_offset: m.end_offset, bytes, too_long: m.too_long })
+    }
+
+    /// Next line appended to `out` (no allocation per line: batches share one buffer). At most
+    /// `max_line` bytes are appended; `too_long` tells the real length of a cut line.
+    pub fn next_line_into(&mut self, out: &mut Vec<u8>) -> Option<LineMeta> {
+        let start_len = out.len();
+        let mut skipped = 0usize; // bytes of an over-long line thrown away so far
         loop {
             let avail = &self.buf[self.start..self.end];
             if let Some(i) = memchr::memchr(b'\n', avail) {
-                let consumed = i + 1;
-                self.offset += consumed as u64;
+                let kept = out.len() - start_len;
+                let room = self.max_line.saturating_sub(kept);
+                out.extend_from_slice(&avail[..i.min(room)]);
+                let total = kept + skipped + i;
+                self.offset += (i + 1) as u64;
                 self.line_no += 1;
-                let line = if skipped > 0 || i > self.max_line {
-                    if skipped == 0 {
-                        head = avail[..self.max_line.min(i)].to_vec();
-                    }
-                    Line {
-                        number: self.line_no,
-                        end_offset: self.offset,
-                        bytes: head,
-                        too_long: Some(skipped + i),
-                    }
-                } else {
-                    Line {
-                        number: self.line_no,
-                        end_offset: self.offset,
-                        bytes: avail[..i].to_vec(),
-                        too_long: None,
-                    }
-                };
-                self.start += consumed;
-                return Some(line);
+                self.start += i + 1;
+                let too_long = (total > self.max_line).then_some(total);
+                return Some(LineMeta { number: self.line_no, end_offset: self.offset, too_long });
             }
-            if avail.len() > self.max_line {
+            if !avail.is_empty() && (out.len() - start_len) + avail.len() > self.max_line {
                 // Over-long line with no newline yet: keep its head, drop the rest as it comes.
-                if skipped == 0 {
-                    head = avail[..self.max_line].to_vec();
-                }
-                skipped += avail.len();
+                let room = self.max_line.saturating_sub(out.len() - start_len);
+                out.extend_from_slice(&avail[..room.min(avail.len())]);
+                skipped += avail.len() - room.min(avail.len());
                 self.offset += avail.len() as u64;
                 self.start = self.end;
             }
             if !self.fill() {
                 let avail = &self.buf[self.start..self.end];
-                if avail.is_empty() && skipped == 0 {
+                let kept = out.len() - start_len;
+                if avail.is_empty() && skipped == 0 && kept == 0 {
                     return None;
                 }
                 // Last line without a newline.
                 self.partial_tail = true;
+                let room = self.max_line.saturating_sub(kept);
+                out.extend_from_slice(&avail[..avail.len().min(room)]);
+                let total = kept + skipped + avail.len();
                 self.offset += avail.len() as u64;
                 self.line_no += 1;
-                let total = skipped + avail.len();
-                let line = if skipped > 0 || avail.len() > self.max_line {
-                    if skipped == 0 {
-                        head = avail[..self.max_line].to_vec();
-                    }
-                    Line {
-                        number: self.line_no,
-                        end_offset: self.offset,
-                        bytes: head,
-                        too_long: Some(total),
-                    }
-                } else {
-                    Line {
-                        number: self.line_no,
-                        end_offset: self.offset,
-                        bytes: avail.to_vec(),
-                        too_long: None,
-                    }
-                };
                 self.start = self.end;
-                return Some(line);
+                let too_long = (total > self.max_line).then_some(total);
+                return Some(LineMeta { number: self.line_no, end_offset: self.offset, too_long });
             }
         }
     }
+}
+
+/// Where a line was, without its bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct LineMeta {
+    pub number: u64,
+    pub end_offset: u64,
+    pub too_long: Option<usize>,
 }
 
 #[cfg(test)]

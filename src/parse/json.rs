@@ -7,7 +7,9 @@
 use super::{
     client_ip, parse_ip, split_request, time::parse_any_time, LineError, ParseOptions, Request,
 };
-use serde_json::{Map, Value};
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use std::borrow::Cow;
 
 /// The request fields bouncer reads from a JSON line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -95,16 +97,6 @@ impl FieldMap {
         self.overrides.push((field, key));
     }
 
-    fn lookup<'a>(&self, obj: &'a Map<String, Value>, field: FieldName) -> Option<&'a Value> {
-        if let Some((_, key)) = self.overrides.iter().find(|(f, _)| *f == field) {
-            return obj.get(key).filter(|v| !v.is_null());
-        }
-        field
-            .default_keys()
-            .iter()
-            .find_map(|k| obj.get(*k).filter(|v| !v.is_null()))
-    }
-
     fn tried(&self, field: FieldName) -> String {
         match self.overrides.iter().find(|(f, _)| *f == field) {
             Some((_, key)) => key.clone(),
@@ -114,66 +106,229 @@ impl FieldMap {
 }
 
 pub(super) fn parse(line: &[u8], opts: &ParseOptions) -> Result<Request, LineError> {
-    let obj: Map<String, Value> = match serde_json::from_slice(line) {
-        Ok(o) => o,
+    match parse_fields(line, &opts.fields) {
+        Ok(fields) => build(fields, opts),
         Err(first) => {
-            let fixed =
-                unescape_nginx_default(line).ok_or_else(|| LineError::Json(first.to_string()))?;
-            serde_json::from_slice(&fixed).map_err(|_| LineError::Json(first.to_string()))?
+            let fixed = unescape_nginx_default(line).ok_or_else(|| LineError::Json(first.to_string()))?;
+            let fields = parse_fields(&fixed, &opts.fields).map_err(|_| LineError::Json(first.to_string()))?;
+            build(fields, opts)
         }
-    };
-    let f = &opts.fields;
-    let text = |field| f.lookup(&obj, field).map(value_text);
-
-    let peer = text(FieldName::Ip).ok_or_else(|| LineError::MissingIp(f.tried(FieldName::Ip)))?;
-    let peer = parse_ip(&peer)?;
-    let time_value = f
-        .lookup(&obj, FieldName::Time)
-        .ok_or_else(|| LineError::MissingTime(f.tried(FieldName::Time)))?;
-    let time = match time_value {
-        Value::Number(n) => n.as_f64().and_then(super::time::epoch_from_number),
-        other => parse_any_time(&value_text(other)),
     }
-    .ok_or_else(|| LineError::InvalidTime(super::clip(&value_text(time_value), 40)))?;
-    let status = match f.lookup(&obj, FieldName::Status) {
-        None => 0,
-        Some(v) => {
-            let s = value_text(v);
-            s.trim()
-                .parse::<u16>()
-                .ok()
-                .filter(|s| *s < 1000)
-                .ok_or(LineError::InvalidStatus(super::clip(&s, 16)))?
+}
+
+/// A JSON value as far as bouncer cares: text (borrowed from the line when it has no escapes),
+/// a number, or something to ignore.
+enum Scalar<'a> {
+    Str(Cow<'a, str>),
+    Num(f64, Option<u64>),
+    Null,
+    Other,
+}
+
+impl Scalar<'_> {
+    fn text(&self) -> Option<Cow<'_, str>> {
+        match self {
+            Scalar::Str(s) => Some(Cow::Borrowed(s)),
+            Scalar::Num(_, Some(u)) => Some(Cow::Owned(u.to_string())),
+            Scalar::Num(f, None) => Some(Cow::Owned(f.to_string())),
+            Scalar::Null | Scalar::Other => None,
         }
-    };
-    let (req_method, req_path) = match text(FieldName::Request) {
-        Some(r) => split_request(&r),
-        None => ("-".to_string(), String::new()),
-    };
-    let method = text(FieldName::Method).unwrap_or(req_method);
-    let path = text(FieldName::Path).unwrap_or(req_path);
-    let bytes = text(FieldName::Bytes)
-        .and_then(|b| b.trim().parse().ok())
-        .unwrap_or(0);
-    let xff = text(FieldName::Xff);
-    let ip = client_ip(peer, xff.as_deref(), &opts.trusted_proxies)?;
-    Ok(Request {
-        ip,
-        time,
-        method,
-        path,
-        status,
-        bytes,
-        user_agent: text(FieldName::UserAgent).unwrap_or_default(),
-        referer: text(FieldName::Referer).unwrap_or_default(),
+    }
+}
+
+impl<'de> Deserialize<'de> for Scalar<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Scalar<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Scalar::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Scalar::Str(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Scalar::Str(Cow::Owned(v)))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(Scalar::Num(v as f64, Some(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(Scalar::Num(v as f64, u64::try_from(v).ok()))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(Scalar::Num(v, None))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Scalar::Other)
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Scalar::Null)
+            }
+            fn visit_none<E>(self) -> Result<Self::Value, E> {
+                Ok(Scalar::Null)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+                while a.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Other)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+                while a.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Other)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The mapped fields of one line; for each, the value of the most preferred key present.
+struct Fields<'a> {
+    values: [Option<(u8, Scalar<'a>)>; 10],
+}
+
+fn slot(f: FieldName) -> usize {
+    FieldName::ALL.iter().position(|x| *x == f).unwrap_or(0)
+}
+
+impl FieldMap {
+    /// Which field a key feeds, and its preference (lower wins).
+    fn classify(&self, key: &str) -> Option<(FieldName, u8)> {
+        if let Some((f, _)) = self.overrides.iter().find(|(_, k)| k == key) {
+            return Some((*f, 0));
+        }
+        let (f, prio) = default_field(key)?;
+        (!self.overrides.iter().any(|(o, _)| *o == f)).then_some((f, prio))
+    }
+}
+
+/// The default key table (`FieldName::default_keys`, tested equal) as one match: the per-key
+/// hot path.
+fn default_field(key: &str) -> Option<(FieldName, u8)> {
+    use FieldName::*;
+    Some(match key {
+        "ip" => (Ip, 1),
+        "remote_addr" => (Ip, 2),
+        "source_ip" => (Ip, 3),
+        "client_ip" => (Ip, 4),
+        "clientip" => (Ip, 5),
+        "time" => (Time, 1),
+        "timestamp" => (Time, 2),
+        "time_iso8601" => (Time, 3),
+        "time_local" => (Time, 4),
+        "msec" => (Time, 5),
+        "ts" => (Time, 6),
+        "status" => (Status, 1),
+        "method" => (Method, 1),
+        "request_method" => (Method, 2),
+        "endpoint" => (Path, 1),
+        "path" => (Path, 2),
+        "uri" => (Path, 3),
+        "request_uri" => (Path, 4),
+        "request" => (Request, 1),
+        "bytes" => (Bytes, 1),
+        "body_bytes_sent" => (Bytes, 2),
+        "response_size" => (Bytes, 3),
+        "ua" => (UserAgent, 1),
+        "user_agent" => (UserAgent, 2),
+        "http_user_agent" => (UserAgent, 3),
+        "referer" => (Referer, 1),
+        "http_referer" => (Referer, 2),
+        "http_x_forwarded_for" => (Xff, 1),
+        "xff" => (Xff, 2),
+        _ => return None,
     })
 }
 
-fn value_text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+struct LineSeed<'m>(&'m FieldMap);
+
+impl<'de> DeserializeSeed<'de> for LineSeed<'_> {
+    type Value = Fields<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        struct V<'m>(&'m FieldMap);
+        impl<'de> Visitor<'de> for V<'_> {
+            type Value = Fields<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+                let mut fields = Fields { values: Default::default() };
+                while let Some(key) = a.next_key::<Scalar<'de>>()? {
+                    let classified = match &key {
+                        Scalar::Str(k) => self.0.classify(k),
+                        _ => None,
+                    };
+                    let Some((field, prio)) = classified else {
+                        a.next_value::<IgnoredAny>()?;
+                        continue;
+                    };
+                    let v: Scalar<'de> = a.next_value()?;
+                    if matches!(v, Scalar::Null) {
+                        continue;
+                    }
+                    let cell = &mut fields.values[slot(field)];
+                    if cell.as_ref().is_none_or(|(p, _)| prio < *p) {
+                        *cell = Some((prio, v));
+                    }
+                }
+                Ok(fields)
+            }
+        }
+        d.deserialize_map(V(self.0))
     }
+}
+
+fn parse_fields<'a>(line: &'a [u8], map: &FieldMap) -> Result<Fields<'a>, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_slice(line);
+    let fields = LineSeed(map).deserialize(&mut de)?;
+    de.end()?;
+    Ok(fields)
+}
+
+fn build(fields: Fields<'_>, opts: &ParseOptions) -> Result<Request, LineError> {
+    let f = &opts.fields;
+    let get = |field: FieldName| fields.values[slot(field)].as_ref().map(|(_, v)| v);
+    let text = |field: FieldName| get(field).and_then(Scalar::text);
+
+    let peer = text(FieldName::Ip).ok_or_else(|| LineError::MissingIp(f.tried(FieldName::Ip)))?;
+    let peer = parse_ip(&peer)?;
+    let time_value = get(FieldName::Time).ok_or_else(|| LineError::MissingTime(f.tried(FieldName::Time)))?;
+    let time = match time_value {
+        Scalar::Num(n, _) => super::time::epoch_from_number(*n),
+        other => other.text().and_then(|t| parse_any_time(&t)),
+    }
+    .ok_or_else(|| LineError::InvalidTime(super::clip(&time_value.text().unwrap_or_default(), 40)))?;
+    let status = match text(FieldName::Status) {
+        None => 0,
+        Some(s) => s
+            .trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|s| *s < 1000)
+            .ok_or_else(|| LineError::InvalidStatus(super::clip(&s, 16)))?,
+    };
+    let request = text(FieldName::Request);
+    let (req_method, req_path) = match &request {
+        Some(r) => split_request(r),
+        None => ("-", ""),
+    };
+    let method = text(FieldName::Method);
+    let path = text(FieldName::Path);
+    let bytes = text(FieldName::Bytes).and_then(|b| b.trim().parse().ok()).unwrap_or(0);
+    let xff = text(FieldName::Xff);
+    let ip = client_ip(peer, xff.as_deref(), &opts.trusted_proxies)?;
+    Ok(Request::new(
+        ip,
+        time,
+        method.as_deref().unwrap_or(req_method),
+        path.as_deref().unwrap_or(req_path),
+        status,
+        bytes,
+        text(FieldName::UserAgent).as_deref().unwrap_or(""),
+        text(FieldName::Referer).as_deref().unwrap_or(""),
+    ))
 }
 
 /// Rewrite nginx's default `\xHH` escapes into something JSON accepts: `\x22` → `\"`,
@@ -241,13 +396,13 @@ mod tests {
         let base = r#""ip":"192.0.2.9","time":1689687856"#;
         for m in FieldName::Method.default_keys() {
             assert_eq!(
-                p(&format!(r#"{{{base},"{m}":"POST"}}"#)).unwrap().method,
+                p(&format!(r#"{{{base},"{m}":"POST"}}"#)).unwrap().method(),
                 "POST"
             );
         }
         for k in FieldName::Path.default_keys() {
             assert_eq!(
-                p(&format!(r#"{{{base},"{k}":"/login"}}"#)).unwrap().path,
+                p(&format!(r#"{{{base},"{k}":"/login"}}"#)).unwrap().path(),
                 "/login"
             );
         }
@@ -258,7 +413,7 @@ mod tests {
             assert_eq!(
                 p(&format!(r#"{{{base},"{k}":"curl/8"}}"#))
                     .unwrap()
-                    .user_agent,
+                    .user_agent(),
                 "curl/8"
             );
         }
@@ -266,7 +421,7 @@ mod tests {
             assert_eq!(
                 p(&format!(r#"{{{base},"{k}":"http://x/"}}"#))
                     .unwrap()
-                    .referer,
+                    .referer(),
                 "http://x/"
             );
         }
@@ -275,9 +430,18 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(
-            (r.method.as_str(), r.path.as_str(), r.status),
+            (r.method(), r.path(), r.status),
             ("DELETE", "/a?b=1", 200)
         );
+    }
+
+    #[test]
+    fn default_key_table_matches_the_documented_lists() {
+        for f in FieldName::ALL {
+            for (i, k) in f.default_keys().iter().enumerate() {
+                assert_eq!(default_field(k), Some((f, i as u8 + 1)), "{k}");
+            }
+        }
     }
 
     #[test]
@@ -312,8 +476,8 @@ mod tests {
     fn nginx_default_escaping() {
         let line = r#"{"remote_addr":"192.0.2.1","time_local":"18/Jul/2023:13:44:16 +0000","request":"GET /a\x22b HTTP/1.1","http_user_agent":"caf\xC3\xA9 \x5C","status":"200"}"#;
         let r = p(line).unwrap();
-        assert_eq!(r.path, "/a\"b");
-        assert_eq!(r.user_agent, "café \\");
+        assert_eq!(r.path(), "/a\"b");
+        assert_eq!(r.user_agent(), "café \\");
     }
 
     #[test]
@@ -321,7 +485,7 @@ mod tests {
         let line = r#"{"remote_addr":"::ffff:192.0.2.1","time":"2023-07-18T13:44:16Z","uri":"/\u003cscript\u003e","ua":"\u0000x"}"#;
         let r = p(line).unwrap();
         assert_eq!(r.ip.to_string(), "192.0.2.1");
-        assert_eq!(r.path, "/<script>");
+        assert_eq!(r.path(), "/<script>");
     }
 
     #[test]

@@ -21,19 +21,59 @@ use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
 /// One request as the detector sees it. Times are UNIX seconds of **log time**.
+///
+/// The four text fields share one allocation (this type is made once per log line, millions of
+/// times a second): read them with [`Request::method`], [`Request::path`], … .
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Request {
     pub ip: IpAddr,
     pub time: i64,
-    pub method: String,
-    pub path: String,
     pub status: u16,
     pub bytes: u64,
-    pub user_agent: String,
-    pub referer: String,
+    /// method, path, user agent, referer, back to back.
+    text: Box<str>,
+    /// Ends of method, path and user agent in `text`.
+    ends: [u32; 3],
 }
 
 impl Request {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(ip: IpAddr, time: i64, method: &str, path: &str, status: u16, bytes: u64, user_agent: &str, referer: &str) -> Request {
+        // Bound each field so the u32 offsets can never overflow, whatever the line held.
+        const MAX: usize = 1 << 20;
+        let cut = |s: &str| -> usize {
+            let mut end = s.len().min(MAX);
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            end
+        };
+        let (m, p, u, r) = (&method[..cut(method)], &path[..cut(path)], &user_agent[..cut(user_agent)], &referer[..cut(referer)]);
+        let mut text = String::with_capacity(m.len() + p.len() + u.len() + r.len());
+        text.push_str(m);
+        text.push_str(p);
+        text.push_str(u);
+        text.push_str(r);
+        let ends = [m.len() as u32, (m.len() + p.len()) as u32, (m.len() + p.len() + u.len()) as u32];
+        Request { ip, time, status, bytes, text: text.into_boxed_str(), ends }
+    }
+
+    pub fn method(&self) -> &str {
+        &self.text[..self.ends[0] as usize]
+    }
+
+    pub fn path(&self) -> &str {
+        &self.text[self.ends[0] as usize..self.ends[1] as usize]
+    }
+
+    pub fn user_agent(&self) -> &str {
+        &self.text[self.ends[1] as usize..self.ends[2] as usize]
+    }
+
+    pub fn referer(&self) -> &str {
+        &self.text[self.ends[2] as usize..]
+    }
+
     /// 4xx and 5xx (including nginx's 499, client closed request) count as errors.
     pub fn is_error(&self) -> bool {
         self.status >= 400
@@ -167,15 +207,11 @@ pub(crate) fn client_ip(
 
 /// Split `"GET /path HTTP/1.1"` into method and path. A request line that is not of that shape
 /// (scanners send garbage) is kept whole as the path with method `-`: the line still counts.
-pub(crate) fn split_request(request: &str) -> (String, String) {
+pub(crate) fn split_request(request: &str) -> (&str, &str) {
     let mut parts = request.splitn(3, ' ');
     match (parts.next(), parts.next()) {
-        (Some(m), Some(p))
-            if !m.is_empty() && m.len() <= 16 && m.bytes().all(|b| b.is_ascii_uppercase()) =>
-        {
-            (m.to_string(), p.to_string())
-        }
-        _ => ("-".to_string(), request.to_string()),
+        (Some(m), Some(p)) if !m.is_empty() && m.len() <= 16 && m.bytes().all(|b| b.is_ascii_uppercase()) => (m, p),
+        _ => ("-", request),
     }
 }
 
@@ -256,6 +292,15 @@ mod tests {
             split_request("\\x16\\x03 garbage"),
             ("-".into(), "\\x16\\x03 garbage".into())
         );
+    }
+
+    #[test]
+    fn packed_text_fields_read_back() {
+        let ip = "192.0.2.1".parse().unwrap();
+        let r = Request::new(ip, 5, "GET", "/é", 200, 1, "ua", "");
+        assert_eq!((r.method(), r.path(), r.user_agent(), r.referer()), ("GET", "/é", "ua", ""));
+        let r = Request::new(ip, 5, "", "", 200, 1, "", "ref");
+        assert_eq!((r.method(), r.path(), r.user_agent(), r.referer()), ("", "", "", "ref"));
     }
 
     #[test]
