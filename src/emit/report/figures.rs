@@ -6,7 +6,6 @@ use super::plots::{self, Frame, Grid, PlotError, YScale};
 use super::zone::Zone;
 use crate::detect::{Action, Decision};
 use crate::emit::Analysis;
-use plotters::style::Color;
 use std::net::IpAddr;
 
 /// Site-wide figures.
@@ -128,12 +127,7 @@ pub fn timeline(a: &Analysis, zone: &Zone) -> Result<Option<Timeline>, PlotError
         plots::band(c, &grid, &band_lo, &band_hi, &y, plots::BAND, 0.28)?;
         plots::spans(c, &anomalies, &y, min_span, plots::ANOMALY)?;
         plots::area(c, &grid, &rate, &y, plots::TRAFFIC, 0.18)?;
-        plots::lines(
-            c,
-            plots::runs(&grid, &mean, &y),
-            plots::BASELINE.stroke_width(2),
-            true,
-        )?;
+        plots::lines(c, plots::runs(&grid, &mean, &y), plots::BASELINE, 2, true)?;
         plots::rug(c, &bans, &y, plots::BAN)
     })?;
 
@@ -276,15 +270,11 @@ pub fn ip_rate(
         plots::lines(
             c,
             plots::runs(&grid, &mean_rate, &y),
-            plots::BASELINE.stroke_width(2),
+            plots::BASELINE,
+            2,
             true,
         )?;
-        plots::lines(
-            c,
-            plots::runs(&grid, &threshold, &y),
-            plots::BAN.stroke_width(2),
-            true,
-        )?;
+        plots::lines(c, plots::runs(&grid, &threshold, &y), plots::BAN, 2, true)?;
         plots::dots(c, &decided, &y, plots::BAN)
     })?;
     Ok(Some(svg))

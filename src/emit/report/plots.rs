@@ -405,7 +405,7 @@ impl Frame<'_> {
             draw(&mut chart)?;
             root.present().map_err(pe)?;
         }
-        Ok(svg)
+        Ok(apply_dashes(svg))
     }
 }
 
@@ -508,22 +508,47 @@ pub fn band(
     Ok(())
 }
 
+/// Step lines; `dashed` ones become one `<polyline>` with `stroke-dasharray` (plotters' own
+/// dashed series writes one element per dash: thousands per plot, slow to open).
 pub fn lines(
     chart: &mut Chart<'_>,
     runs: Vec<Vec<(f64, f64)>>,
-    style: ShapeStyle,
+    color: RGBColor,
+    width: u32,
     dashed: bool,
 ) -> Result<(), PlotError> {
+    let color = if dashed { dash_marker(color) } else { color };
     for r in runs {
-        if dashed {
-            chart
-                .draw_series(DashedLineSeries::new(r, 6, 4, style))
-                .map_err(pe)?;
-        } else {
-            chart.draw_series(LineSeries::new(r, style)).map_err(pe)?;
-        }
+        chart
+            .draw_series(LineSeries::new(r, color.stroke_width(width)))
+            .map_err(pe)?;
     }
     Ok(())
+}
+
+/// Dashed colours are drawn in a marker colour one step off the real one, then rewritten into
+/// the real colour plus `stroke-dasharray` by [`Frame::render`]. Only colours in [`DASHED`]
+/// are used this way.
+const DASHED: [RGBColor; 2] = [BASELINE, BAN];
+
+fn dash_marker(c: RGBColor) -> RGBColor {
+    RGBColor(c.0, c.1, c.2 ^ 1)
+}
+
+fn svg_colour(c: RGBColor) -> String {
+    format!("#{:02X}{:02X}{:02X}", c.0, c.1, c.2)
+}
+
+/// Rewrite marker colours into dashed strokes of the real colour.
+fn apply_dashes(svg: String) -> String {
+    let mut svg = svg;
+    for c in DASHED {
+        svg = svg.replace(
+            &format!("stroke=\"{}\"", svg_colour(dash_marker(c))),
+            &format!("stroke=\"{}\" stroke-dasharray=\"6 4\"", svg_colour(c)),
+        );
+    }
+    svg
 }
 
 /// Shade the time spans `[from, to]` over the full height, at least `min_secs` wide.
@@ -556,6 +581,17 @@ pub fn rug(
     color: RGBColor,
 ) -> Result<(), PlotError> {
     let (lo, hi) = (y.at_fraction(0.93), y.at_fraction(1.0));
+    // One tick per pixel column is all a reader can see (a thousand bans in one wave would
+    // otherwise be a thousand elements).
+    let (t0, t1) = {
+        let r = chart.x_range();
+        (r.start, r.end)
+    };
+    let px = ((t1 - t0) / f64::from(WIDTH)).max(1.0);
+    let mut cols: Vec<i64> = at.iter().map(|t| (*t as f64 / px).round() as i64).collect();
+    cols.sort_unstable();
+    cols.dedup();
+    let at: Vec<i64> = cols.iter().map(|c| (*c as f64 * px) as i64).collect();
     chart
         .draw_series(at.iter().map(|t| {
             PathElement::new(
@@ -577,12 +613,10 @@ pub fn markers(
 ) -> Result<(), PlotError> {
     let (lo, hi) = (y.at_fraction(0.0), y.at_fraction(1.0));
     chart
-        .draw_series(at.iter().flat_map(|t| {
-            DashedLineSeries::new(
+        .draw_series(at.iter().map(|t| {
+            PathElement::new(
                 vec![(*t as f64, lo), (*t as f64, hi)],
-                4,
-                3,
-                color.stroke_width(1),
+                dash_marker(color).stroke_width(1),
             )
         }))
         .map_err(pe)?;
@@ -664,6 +698,27 @@ mod tests {
         assert_eq!(format_number(12.0), "12");
         assert_eq!(format_number(1500.0), "1.5k");
         assert_eq!(format_number(0.01), "0.01");
+    }
+
+    #[test]
+    fn dashed_lines_are_one_element_with_a_dasharray() {
+        let zone = Zone::utc();
+        let y = YScale::linear(10.0);
+        let grid = Grid::new(0, 60 * 99, 60, 100);
+        let v: Vec<Option<f64>> = vec![Some(5.0); 100];
+        let svg = Frame {
+            title: "t".into(),
+            height: 200,
+            t0: 0,
+            t1: 6000,
+            zone: &zone,
+            y,
+            y_desc: "y".into(),
+        }
+        .render(|c| lines(c, runs(&grid, &v, &y), BAN, 2, true))
+        .unwrap();
+        assert_eq!(svg.matches("stroke-dasharray").count(), 1);
+        assert!(!svg.contains(&svg_colour(dash_marker(BAN))));
     }
 
     #[test]
