@@ -621,7 +621,7 @@ pub fn unban(args: UnbanArgs, config: ConfigFile) -> Result<(), Failure> {
         return Ok(());
     }
     let rules: RulesetOptions = ruleset_options(&args.output, &config)?;
-    let backend = args.backend.unwrap_or_else(|| match st.backend.as_deref() {
+    let backend = args.backend.unwrap_or(match st.backend.as_deref() {
         Some("iptables") => Backend::Iptables,
         _ => Backend::Ipset,
     });

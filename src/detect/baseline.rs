@@ -155,7 +155,16 @@ fn polars_stats(requests: Vec<f64>, errors: Vec<f64>) -> PolarsResult<Stats> {
     let mean = req.mean().unwrap_or(0.0);
     let std = req.std(1).filter(|s| s.is_finite()).unwrap_or(0.0);
     let (req_sum, err_sum) = (req.sum().unwrap_or(0.0), err.sum().unwrap_or(0.0));
-    Ok(Stats { n, mean, std, error_share: if req_sum > 0.0 { err_sum / req_sum } else { 0.0 } })
+    Ok(Stats {
+        n,
+        mean,
+        std,
+        error_share: if req_sum > 0.0 {
+            err_sum / req_sum
+        } else {
+            0.0
+        },
+    })
 }
 
 /// The baseline in force between two recomputations.

@@ -289,7 +289,10 @@ mod tests {
             }
         }
         assert!(!l.bans.is_banned(&ip), "the 10 s ban has expired");
-        assert_eq!(bans, 1, "no second ban from the traffic logged during the first");
+        assert_eq!(
+            bans, 1,
+            "no second ban from the traffic logged during the first"
+        );
     }
 
     #[test]

@@ -45,7 +45,7 @@ struct TopK {
 fn key_hash(key: &str) -> u64 {
     use std::hash::BuildHasher;
     // Fixed seed: the hash is stored in saved state and must mean the same after a restart.
-    foldhash::fast::FixedState::with_seed(0x6b6f_756e_6365_72).hash_one(key)
+    foldhash::fast::FixedState::with_seed(0x006b_6f75_6e63_6572).hash_one(key)
 }
 
 impl TopK {
@@ -56,10 +56,15 @@ impl TopK {
         let h = key_hash(key);
         // Keys longer than MAX_KEY are stored clipped: for those the hash alone identifies them.
         let long = key.len() > Self::MAX_KEY;
-        if let Some(it) = self.items.iter_mut().find(|(kh, k, _)| *kh == h && (long || k == key)) {
+        if let Some(it) = self
+            .items
+            .iter_mut()
+            .find(|(kh, k, _)| *kh == h && (long || k == key))
+        {
             it.2 += 1;
         } else if self.items.len() < Self::CAP {
-            self.items.push((h, crate::parse::clip(key, Self::MAX_KEY), 1));
+            self.items
+                .push((h, crate::parse::clip(key, Self::MAX_KEY), 1));
         } else if let Some(min) = self.items.iter_mut().min_by_key(|(_, _, c)| *c) {
             *min = (h, crate::parse::clip(key, Self::MAX_KEY), min.2 + 1);
         }
@@ -68,7 +73,13 @@ impl TopK {
     fn top(&self, n: usize) -> Vec<Count<String>> {
         let mut v: Vec<(&String, u64)> = self.items.iter().map(|(_, k, c)| (k, *c)).collect();
         v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-        v.into_iter().take(n).map(|(value, count)| Count { value: value.clone(), count }).collect()
+        v.into_iter()
+            .take(n)
+            .map(|(value, count)| Count {
+                value: value.clone(),
+                count,
+            })
+            .collect()
     }
 }
 

@@ -5,7 +5,16 @@ use super::*;
 const T0: i64 = 1_700_000_000 - 1_700_000_000 % 3600; // an hour boundary
 
 fn req(ip: &str, t: i64, status: u16) -> Request {
-    Request::new(ip.parse().unwrap(), t, "GET", &format!("/p{}", t % 7), status, 100, "test", "")
+    Request::new(
+        ip.parse().unwrap(),
+        t,
+        "GET",
+        &format!("/p{}", t % 7),
+        status,
+        100,
+        "test",
+        "",
+    )
 }
 
 /// `clients` normal clients, each making `per_min` requests per minute, for `minutes`.

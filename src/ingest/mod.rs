@@ -113,7 +113,11 @@ impl Reorder {
 
     pub fn push(&mut self, req: Request) {
         self.newest = Some(self.newest.map_or(req.time, |n| n.max(req.time)));
-        let p = Pending { time: req.time, seq: self.seq, req };
+        let p = Pending {
+            time: req.time,
+            seq: self.seq,
+            req,
+        };
         self.seq += 1;
         self.len += 1;
         self.by_second.entry(p.time).or_default().push_back(p);
@@ -321,15 +325,23 @@ impl Stream {
         if batch.last {
             self.exhausted = true;
             if let Some(e) = batch.read_error {
-                let what = if self.report.gzip { "truncated or corrupt gzip" } else { "read error" };
-                self.report.read_error = Some(format!("{what} after line {}: {e}", self.reader_line));
+                let what = if self.report.gzip {
+                    "truncated or corrupt gzip"
+                } else {
+                    "read error"
+                };
+                self.report.read_error =
+                    Some(format!("{what} after line {}: {e}", self.reader_line));
             }
             if let Some(n) = batch.held_back {
-                self.report.notes.push(format!("line {n} has no newline yet: left for the next run"));
+                self.report.notes.push(format!(
+                    "line {n} has no newline yet: left for the next run"
+                ));
             }
         }
         let raw = self.committed_offset;
-        self.progress.fetch_add(raw.saturating_sub(self.progress_seen), Ordering::Relaxed);
+        self.progress
+            .fetch_add(raw.saturating_sub(self.progress_seen), Ordering::Relaxed);
         self.progress_seen = raw;
     }
 
@@ -358,9 +370,15 @@ impl Stream {
     fn head(&mut self) -> Option<i64> {
         loop {
             if let Some(top) = self.reorder.peek_time() {
-                let releasable = self.reorder.newest().is_none_or(|m| top <= m - self.opts.reorder_secs);
+                let releasable = self
+                    .reorder
+                    .newest()
+                    .is_none_or(|m| top <= m - self.opts.reorder_secs);
                 let full = self.reorder.len() > MAX_PENDING;
-                if releasable || full || (self.exhausted && self.parsed.is_empty() && self.flush_at_end) {
+                if releasable
+                    || full
+                    || (self.exhausted && self.parsed.is_empty() && self.flush_at_end)
+                {
                     return Some(top);
                 }
             }
@@ -454,17 +472,27 @@ fn spawn_reader(
             })
             .collect();
         let batch = Batch {
-            lines: spans.iter().map(|(_, _, m)| (m.number, m.end_offset)).collect(),
+            lines: spans
+                .iter()
+                .map(|(_, _, m)| (m.number, m.end_offset))
+                .collect(),
             results,
             last,
-            read_error: if last { reader.error.take().map(|e| e.to_string()) } else { None },
+            read_error: if last {
+                reader.error.take().map(|e| e.to_string())
+            } else {
+                None
+            },
             held_back,
         };
         if tx.send(batch).is_err() || last {
             return; // receiver gone, or done
         }
     };
-    std::thread::Builder::new().name("bouncer-read".into()).spawn(work).expect("spawn reader thread");
+    std::thread::Builder::new()
+        .name("bouncer-read".into())
+        .spawn(work)
+        .expect("spawn reader thread");
     rx
 }
 

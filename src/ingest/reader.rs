@@ -84,7 +84,12 @@ impl<R: Read> LineReader<R> {
     pub fn next_line(&mut self) -> Option<Line> {
         let mut bytes = Vec::new();
         let m = self.next_line_into(&mut bytes)?;
-        Some(Line { number: m.number, end_offset: m.end_offset, bytes, too_long: m.too_long })
+        Some(Line {
+            number: m.number,
+            end_offset: m.end_offset,
+            bytes,
+            too_long: m.too_long,
+        })
     }
 
     /// Next line appended to `out` (no allocation per line: batches share one buffer). At most
@@ -103,7 +108,11 @@ impl<R: Read> LineReader<R> {
                 self.line_no += 1;
                 self.start += i + 1;
                 let too_long = (total > self.max_line).then_some(total);
-                return Some(LineMeta { number: self.line_no, end_offset: self.offset, too_long });
+                return Some(LineMeta {
+                    number: self.line_no,
+                    end_offset: self.offset,
+                    too_long,
+                });
             }
             if !avail.is_empty() && (out.len() - start_len) + avail.len() > self.max_line {
                 // Over-long line with no newline yet: keep its head, drop the rest as it comes.
@@ -128,7 +137,11 @@ impl<R: Read> LineReader<R> {
                 self.line_no += 1;
                 self.start = self.end;
                 let too_long = (total > self.max_line).then_some(total);
-                return Some(LineMeta { number: self.line_no, end_offset: self.offset, too_long });
+                return Some(LineMeta {
+                    number: self.line_no,
+                    end_offset: self.offset,
+                    too_long,
+                });
             }
         }
     }

@@ -43,7 +43,16 @@ pub(super) fn parse(line: &str, opts: &ParseOptions) -> Result<Request, LineErro
     let (xff, _) = quoted(rest);
     let ip = client_ip(peer, xff.filter(|x| !x.is_empty()), &opts.trusted_proxies)?;
     let (method, path) = split_request(request);
-    Ok(Request::new(ip, time, method, path, status, bytes, user_agent.unwrap_or(""), referer.unwrap_or("")))
+    Ok(Request::new(
+        ip,
+        time,
+        method,
+        path,
+        status,
+        bytes,
+        user_agent.unwrap_or(""),
+        referer.unwrap_or(""),
+    ))
 }
 
 /// Index of the closing quote of the request: the first `"` followed by ` NNN` and then a space or
@@ -97,10 +106,7 @@ mod tests {
         let r = p(r#"83.149.9.216 - - [17/May/2015:10:05:03 +0000] "GET /presentations/x.png HTTP/1.1" 200 203023 "http://semicomplete.com/" "Mozilla/5.0 (Macintosh)""#).unwrap();
         assert_eq!(r.ip.to_string(), "83.149.9.216");
         assert_eq!(r.time, 1_431_857_103);
-        assert_eq!(
-            (r.method(), r.path()),
-            ("GET", "/presentations/x.png")
-        );
+        assert_eq!((r.method(), r.path()), ("GET", "/presentations/x.png"));
         assert_eq!((r.status, r.bytes), (200, 203_023));
         assert_eq!(r.referer(), "http://semicomplete.com/");
         assert_eq!(r.user_agent(), "Mozilla/5.0 (Macintosh)");

@@ -109,8 +109,10 @@ pub(super) fn parse(line: &[u8], opts: &ParseOptions) -> Result<Request, LineErr
     match parse_fields(line, &opts.fields) {
         Ok(fields) => build(fields, opts),
         Err(first) => {
-            let fixed = unescape_nginx_default(line).ok_or_else(|| LineError::Json(first.to_string()))?;
-            let fields = parse_fields(&fixed, &opts.fields).map_err(|_| LineError::Json(first.to_string()))?;
+            let fixed =
+                unescape_nginx_default(line).ok_or_else(|| LineError::Json(first.to_string()))?;
+            let fields = parse_fields(&fixed, &opts.fields)
+                .map_err(|_| LineError::Json(first.to_string()))?;
             build(fields, opts)
         }
     }
@@ -254,7 +256,9 @@ impl<'de> DeserializeSeed<'de> for LineSeed<'_> {
                 f.write_str("a JSON object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
-                let mut fields = Fields { values: Default::default() };
+                let mut fields = Fields {
+                    values: Default::default(),
+                };
                 while let Some(key) = a.next_key::<Scalar<'de>>()? {
                     let classified = match &key {
                         Scalar::Str(k) => self.0.classify(k),
@@ -294,12 +298,15 @@ fn build(fields: Fields<'_>, opts: &ParseOptions) -> Result<Request, LineError> 
 
     let peer = text(FieldName::Ip).ok_or_else(|| LineError::MissingIp(f.tried(FieldName::Ip)))?;
     let peer = parse_ip(&peer)?;
-    let time_value = get(FieldName::Time).ok_or_else(|| LineError::MissingTime(f.tried(FieldName::Time)))?;
+    let time_value =
+        get(FieldName::Time).ok_or_else(|| LineError::MissingTime(f.tried(FieldName::Time)))?;
     let time = match time_value {
         Scalar::Num(n, _) => super::time::epoch_from_number(*n),
         other => other.text().and_then(|t| parse_any_time(&t)),
     }
-    .ok_or_else(|| LineError::InvalidTime(super::clip(&time_value.text().unwrap_or_default(), 40)))?;
+    .ok_or_else(|| {
+        LineError::InvalidTime(super::clip(&time_value.text().unwrap_or_default(), 40))
+    })?;
     let status = match text(FieldName::Status) {
         None => 0,
         Some(s) => s
@@ -316,7 +323,9 @@ fn build(fields: Fields<'_>, opts: &ParseOptions) -> Result<Request, LineError> 
     };
     let method = text(FieldName::Method);
     let path = text(FieldName::Path);
-    let bytes = text(FieldName::Bytes).and_then(|b| b.trim().parse().ok()).unwrap_or(0);
+    let bytes = text(FieldName::Bytes)
+        .and_then(|b| b.trim().parse().ok())
+        .unwrap_or(0);
     let xff = text(FieldName::Xff);
     let ip = client_ip(peer, xff.as_deref(), &opts.trusted_proxies)?;
     Ok(Request::new(
@@ -429,10 +438,7 @@ mod tests {
             r#"{{{base},"request":"DELETE /a?b=1 HTTP/1.1","status":200}}"#
         ))
         .unwrap();
-        assert_eq!(
-            (r.method(), r.path(), r.status),
-            ("DELETE", "/a?b=1", 200)
-        );
+        assert_eq!((r.method(), r.path(), r.status), ("DELETE", "/a?b=1", 200));
     }
 
     #[test]

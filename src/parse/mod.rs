@@ -38,7 +38,16 @@ pub struct Request {
 
 impl Request {
     #[allow(clippy::too_many_arguments)]
-    pub fn new(ip: IpAddr, time: i64, method: &str, path: &str, status: u16, bytes: u64, user_agent: &str, referer: &str) -> Request {
+    pub fn new(
+        ip: IpAddr,
+        time: i64,
+        method: &str,
+        path: &str,
+        status: u16,
+        bytes: u64,
+        user_agent: &str,
+        referer: &str,
+    ) -> Request {
         // Bound each field so the u32 offsets can never overflow, whatever the line held.
         const MAX: usize = 1 << 20;
         let cut = |s: &str| -> usize {
@@ -48,14 +57,30 @@ impl Request {
             }
             end
         };
-        let (m, p, u, r) = (&method[..cut(method)], &path[..cut(path)], &user_agent[..cut(user_agent)], &referer[..cut(referer)]);
+        let (m, p, u, r) = (
+            &method[..cut(method)],
+            &path[..cut(path)],
+            &user_agent[..cut(user_agent)],
+            &referer[..cut(referer)],
+        );
         let mut text = String::with_capacity(m.len() + p.len() + u.len() + r.len());
         text.push_str(m);
         text.push_str(p);
         text.push_str(u);
         text.push_str(r);
-        let ends = [m.len() as u32, (m.len() + p.len()) as u32, (m.len() + p.len() + u.len()) as u32];
-        Request { ip, time, status, bytes, text: text.into_boxed_str(), ends }
+        let ends = [
+            m.len() as u32,
+            (m.len() + p.len()) as u32,
+            (m.len() + p.len() + u.len()) as u32,
+        ];
+        Request {
+            ip,
+            time,
+            status,
+            bytes,
+            text: text.into_boxed_str(),
+            ends,
+        }
     }
 
     pub fn method(&self) -> &str {
@@ -142,9 +167,10 @@ pub fn parse_line(line: &[u8], format: Format, opts: &ParseOptions) -> Result<Re
     match format {
         // serde_json validates UTF-8 itself; doing it here too cost ~5% of a JSON run.
         Format::Json => json::parse(line, opts),
-        Format::Combined | Format::Auto => {
-            combined::parse(std::str::from_utf8(line).map_err(|_| LineError::InvalidUtf8)?, opts)
-        }
+        Format::Combined | Format::Auto => combined::parse(
+            std::str::from_utf8(line).map_err(|_| LineError::InvalidUtf8)?,
+            opts,
+        ),
     }
 }
 
@@ -212,7 +238,11 @@ pub(crate) fn client_ip(
 pub(crate) fn split_request(request: &str) -> (&str, &str) {
     let mut parts = request.splitn(3, ' ');
     match (parts.next(), parts.next()) {
-        (Some(m), Some(p)) if !m.is_empty() && m.len() <= 16 && m.bytes().all(|b| b.is_ascii_uppercase()) => (m, p),
+        (Some(m), Some(p))
+            if !m.is_empty() && m.len() <= 16 && m.bytes().all(|b| b.is_ascii_uppercase()) =>
+        {
+            (m, p)
+        }
         _ => ("-", request),
     }
 }
@@ -285,14 +315,11 @@ mod tests {
 
     #[test]
     fn request_lines() {
-        assert_eq!(
-            split_request("GET /a b HTTP/1.1"),
-            ("GET".into(), "/a".into())
-        );
-        assert_eq!(split_request("-"), ("-".into(), "-".into()));
+        assert_eq!(split_request("GET /a b HTTP/1.1"), ("GET", "/a"));
+        assert_eq!(split_request("-"), ("-", "-"));
         assert_eq!(
             split_request("\\x16\\x03 garbage"),
-            ("-".into(), "\\x16\\x03 garbage".into())
+            ("-", "\\x16\\x03 garbage")
         );
     }
 
@@ -300,9 +327,15 @@ mod tests {
     fn packed_text_fields_read_back() {
         let ip = "192.0.2.1".parse().unwrap();
         let r = Request::new(ip, 5, "GET", "/é", 200, 1, "ua", "");
-        assert_eq!((r.method(), r.path(), r.user_agent(), r.referer()), ("GET", "/é", "ua", ""));
+        assert_eq!(
+            (r.method(), r.path(), r.user_agent(), r.referer()),
+            ("GET", "/é", "ua", "")
+        );
         let r = Request::new(ip, 5, "", "", 200, 1, "", "ref");
-        assert_eq!((r.method(), r.path(), r.user_agent(), r.referer()), ("", "", "", "ref"));
+        assert_eq!(
+            (r.method(), r.path(), r.user_agent(), r.referer()),
+            ("", "", "", "ref")
+        );
     }
 
     #[test]
