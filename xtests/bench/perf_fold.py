@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Fold `perf script --inline` output of a bouncer run into where the time goes.
 
-    perf script -i perf.data -F comm,tid,ip,sym --inline | profile.py > profile.txt
+    perf script -i perf.data -F comm,tid,ip,sym --inline | perf_fold.py > profile.txt
 
 Each sample is charged to the first stage it is in, walking its stack from the leaf up (inlined
 frames included), so malloc/free/memmove are charged to the bouncer code that called them.
@@ -66,9 +66,10 @@ def main():
     total = 0
     for comm, frames in samples(sys.stdin):
         total += 1
-        kind = "main" if comm == "bouncer" and any("lang_start" in f for f in frames) else \
+        kind = "reader thread" if comm.startswith("bouncer-read") else \
             "polars pool" if comm.startswith("polars") else \
-            "rayon pool" if any("rayon" in f for f in frames) else comm
+            "main (reorder + detect)" if any("lang_start" in f for f in frames) else \
+            "rayon pool (parse)" if any("rayon" in f for f in frames) else comm
         threads[kind] += 1
         label = "other"
         for f in frames:

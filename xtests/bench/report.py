@@ -1,20 +1,25 @@
 #!/usr/bin/env python3
 """Turn run.sh's measurements into a table (stdout) and BENCHMARKS.md (repo root).
 
-Called by run.sh with BENCH_DIR, ROOT, COMMAND, OUTPUTS, RES, FW, BOUNCER, FLOOR, WRITE in the
-environment. Hand-written findings (profile, causes, fixes) live in xtests/bench/FINDINGS.md and
+Called by run.sh with the run's facts in the environment; run alone
+(`python3 xtests/bench/report.py`) it re-renders from $BENCH_DIR/last-run.json, the last run's. Hand-written findings (profile, causes, fixes) live in xtests/bench/FINDINGS.md and
 are appended verbatim, so a re-run never loses them.
 """
 
 import collections
-import datetime as dt
 import json
 import os
 import platform
 import statistics
 import subprocess
 
-E = os.environ
+E = dict(os.environ)
+if "RES" not in E:
+    # Standalone: re-render from the last run's measurements.
+    _bench = E.get("BENCH_DIR") or os.path.expanduser("~/.cache/bouncer-bench")
+    with open(os.path.join(_bench, "last-run.json"), encoding="utf-8") as _f:
+        E.update({k: v for k, v in json.load(_f).items()})
+    E["BENCH_DIR"] = _bench
 ROOT, BENCH = E["ROOT"], E["BENCH_DIR"]
 
 
@@ -63,6 +68,7 @@ SECTION_TITLE = {
     "json": "1 M lines, nginx JSON",
     "floor-variants": "1 M lines, nginx JSON (floor variants, informational)",
     "big": "10 M lines",
+    "report-cost": "1 M lines, combined (without the HTML report, informational)",
 }
 RIVAL = {"combined": ("goaccess", "GoAccess"), "json": ("polars floor", "floor")}
 
@@ -75,6 +81,10 @@ for (section, name), r in runs.items():
         rv = med[(section, RIVAL[section][0])]
         ratio = ("**%.2f× faster** than %s" % (rv / m, RIVAL[section][1]) if rv >= m
                  else "**%.2f× slower** than %s" % (m / rv, RIVAL[section][1]))
+    if section == "report-cost" and ("combined", "bouncer analyze") in med:
+        ratio = "the report costs %.2f s (%.0f%%)" % (
+            (med[("combined", "bouncer analyze")] - m) / 1000.0,
+            100.0 * (med[("combined", "bouncer analyze")] - m) / med[("combined", "bouncer analyze")])
     if section == "floor-variants" and ("json", "polars floor") in med:
         ratio = "%.2f× the floor's time" % (m / med[("json", "polars floor")])
     table.append("| %s | %s | %s | %s | %s | %s / %s | %d | %s |" % (
@@ -96,9 +106,11 @@ def fmed(setup, what):
 fw_table = []
 if fw:
     base_req = fmed("none", "request_ms")
+    base_ping = fmed("none", "ping_us")
     fw_table = ["| setup | load 100 k: wall (CPU) | reload: wall (CPU) | `bouncer export` | "
-                "one request (median of 200) | vs no rules | ban works |",
-                "|---|---:|---:|---:|---:|---:|---|"]
+                "one request (median of 200) | vs no rules | ping round trip (avg of 3000) | "
+                "ban works |",
+                "|---|---:|---:|---:|---:|---:|---:|---|"]
     label = {"none": "no rules", "ipset": "`ipset restore < bans.ipset` + 1 match rule",
              "nft": "`nft -f bans.nft`",
              "iptables": "`iptables-restore --noflush < bans.rules` + jump"}
@@ -110,13 +122,15 @@ if fw:
         if setup not in fw:
             continue
         exp, req = fmed(setup, "export_ms"), fmed(setup, "request_ms")
-        fw_table.append("| %s | %s (%s) | %s (%s) | %s | %s | %s | %s |" % (
+        png = fmed(setup, "ping_us")
+        fw_table.append("| %s | %s (%s) | %s (%s) | %s | %s | %s | %s | %s |" % (
             label[setup],
             ms(fmed(setup, "load_ms")), ms(fmed(setup, "load_cpu_ms")),
             ms(fmed(setup, "reload_ms")), ms(fmed(setup, "reload_cpu_ms")),
             "%.2f s" % (exp / 1000) if exp is not None else "-",
             "%.3f ms" % req if req is not None else "-",
             "%.2f×" % (req / base_req) if req and base_req else "-",
+            "-" if png is None else "%.0f µs" % png,
             "-" if setup == "none" else "yes (198.18.0.1 gets no answer)"
             if fw[setup]["blocked"] == ["yes"] else "**NO**"))
 
@@ -168,9 +182,8 @@ with open("/proc/cpuinfo", encoding="utf-8") as f:
             break
 with open("/proc/meminfo", encoding="utf-8") as f:
     mem_gb = int(f.readline().split()[1]) / 1024 / 1024
-git = sh("git", "-C", ROOT, "rev-parse", "--short", "HEAD")
-dirty = " (with uncommitted changes)" if sh("git", "-C", ROOT, "status", "--porcelain",
-                                            "--untracked-files=no", "--", "src") else ""
+git = E.get("GIT_REV", "?")
+dirty = " (with uncommitted changes in src/)" if E.get("GIT_DIRTY") else ""
 floor_out = ""
 p = os.path.join(BENCH, "floor-1m.txt")
 if os.path.exists(p):
@@ -179,18 +192,20 @@ outputs = E.get("OUTPUTS", "").split()
 report_note = ("includes the HTML report (`report.html`)" if "report.html" in outputs else
                "**does not include an HTML report**: this build writes no `report.html`")
 
-now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+now = E.get("RUN_AT", "?")
 md = []
 md.append("# Benchmarks\n")
 md.append("Written by `xtests/bench/run.sh` (see README, \"Performance\"); re-run it to "
           "reproduce. Timings are medians of alternated runs after one warm-up run each; "
           "peak RSS is GNU time's maximum resident set size. Nothing here is asserted by a test.\n")
 md.append("- command: `%s`" % E["COMMAND"].strip())
-md.append("- run: %s, bouncer `%s` at commit `%s`%s" % (now, sh(E["BOUNCER"], "--version"), git, dirty))
+md.append("- run: %s; `%s` from `%s` (built %s), work tree at commit `%s`%s" % (
+    now, E.get("BOUNCER_VERSION", "?"), E.get("BOUNCER_SRC", "?"), E.get("BOUNCER_BUILT", "?"),
+    git, dirty))
 md.append("- machine: %s cores (%s), %.0f GB RAM, Linux %s; 1-minute load average %s at the "
           "start, %s at the end (anything above 0 is other work sharing the cores: compare the "
           "CPU column too)" % (os.cpu_count(), cpu, mem_gb, platform.release(),
-                               E.get("LOAD_START", "?"), open("/proc/loadavg").read().split()[0]))
+                               E.get("LOAD_START", "?"), E.get("LOAD_END", "?")))
 md.append("- rivals: %s (`goaccess FILE --log-format=COMBINED -o out.json`); polars floor "
           "(`xtests/bench/polars-floor`, polars 0.55.2 like bouncer; output `%s`)" % (
               sh("goaccess", "--version").splitlines()[0] if sh("goaccess", "--version") else "GoAccess ?",
@@ -215,7 +230,9 @@ if fw_table:
               "`bouncer export` renderings of a decisions.json with 100 000 bans from "
               "198.18.0.0/15 (RFC 2544 benchmark range). \"One request\": curl from the unbanned "
               "127.0.0.2 to a python http.server on 127.0.0.1 inside the namespace, 200 "
-              "requests, each a new TCP connection, so every packet crosses `INPUT`. iptables is "
+              "requests, each a new TCP connection, so every packet crosses `INPUT` (noisy: a python "
+              "server on a shared machine). \"Ping\": 3000 echo round trips 127.0.0.2 → "
+              "127.0.0.1 (no server; both packets cross `INPUT`), 1 µs resolution. iptables is "
               "%s.\n" % (sh("iptables", "--version") or "?"))
     md.extend(fw_table)
     md.append("")

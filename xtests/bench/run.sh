@@ -17,8 +17,8 @@
 #   2. bouncer analyze vs the polars floor (xtests/bench/polars-floor), the same 1 M requests as JSON
 #   3. bouncer analyze on 10 M lines (combined and JSON): wall time and peak RSS
 #   4. 100 k bans loaded with ipset restore, nft -f, iptables-restore in fresh network namespaces,
-#      and the per-request cost of each setup (curl through lo inside the namespace)
-#   --profile: perf record of bouncer on both 1 M files, folded by stage (profile.py) into
+#      and the per-request and per-packet cost of each setup (curl and ping on lo in the namespace)
+#   --profile: perf record of bouncer on both 1 M files, folded by stage (perf_fold.py) into
 #              $BENCH_DIR/profile-1m-{log,jsonl}.txt
 # Wall time: date +%s%N around the command; peak RSS: GNU time's %M (maximum resident set size).
 # Timings are never asserted; tests don't run this.
@@ -64,6 +64,7 @@ if [ $DO_FW = 1 ]; then
     command -v iptables-restore >/dev/null || need_pkgs+=(iptables)
     command -v curl >/dev/null || need_pkgs+=(curl)
     command -v ip >/dev/null || need_pkgs+=(iproute2)
+    command -v ping >/dev/null || need_pkgs+=(iputils-ping)
 fi
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     say "installing missing packages: apt-get install -y ${need_pkgs[*]}"
@@ -92,12 +93,17 @@ cleanup() {
 trap cleanup EXIT
 
 # ------------------------------------------------------------------ builds
-say "building bouncer (cargo build --release)"
 if [ -z "${BOUNCER:-}" ]; then
+    say "building bouncer (cargo build --release)"
     (cd "$ROOT" && cargo build --release --quiet)
     BOUNCER="${CARGO_TARGET_DIR:-$ROOT/target}/release/bouncer"
 fi
-note "bouncer: $BOUNCER ($("$BOUNCER" --version))"
+# Measure a private copy: a shared target dir may be rebuilt while this runs.
+BOUNCER_SRC=$BOUNCER
+BOUNCER_BUILT=$(date -u -r "$BOUNCER" +%Y-%m-%dT%H:%MZ)
+cp "$BOUNCER" "$SCRATCH/bouncer"
+BOUNCER="$SCRATCH/bouncer"
+note "bouncer: $BOUNCER_SRC, built $BOUNCER_BUILT ($("$BOUNCER" --version))"
 if [ $DO_ANALYZE = 1 ]; then
     say "building the polars floor (own target dir $FLOOR_TARGET_DIR; first build compiles polars)"
     CARGO_TARGET_DIR="$FLOOR_TARGET_DIR" cargo build --release --quiet \
@@ -162,6 +168,13 @@ if [ $DO_ANALYZE = 1 ]; then
     alternate combined "$RUNS" \
         "bouncer analyze|$L1|$BOUNCER analyze $BENCH_DIR/bench-1m.log --out $OUT" \
         "goaccess|$L1|goaccess $BENCH_DIR/bench-1m.log --log-format=COMBINED -o $SCRATCH/goaccess.json"
+
+    # What the HTML report costs (informational): the same run without it, if this build has
+    # the (hidden) --no-report flag; clap rejects an unknown flag before it prints --help.
+    if "$BOUNCER" analyze --no-report --help >/dev/null 2>&1; then
+        alternate report-cost 3 \
+            "bouncer analyze --no-report|$L1|$BOUNCER analyze $BENCH_DIR/bench-1m.log --out $OUT --no-report"
+    fi
 
     say "2. nginx JSON, 1 M lines: bouncer analyze vs the polars floor"
     alternate json "$RUNS" \
@@ -260,6 +273,12 @@ if [ $DO_FW = 1 ]; then
         ip netns exec "$1" curl -s --interface 127.0.0.2 -w '%{time_total}\n' "${urls[@]}" \
             | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
     }
+    # Per-packet cost without a server in the way: average round trip of 3000 pings from the
+    # unbanned 127.0.0.2 (request and reply both cross INPUT), in microseconds.
+    per_packet() {   # ns -> µs
+        ip netns exec "$1" ping -q -c 3000 -i 0 -I 127.0.0.2 127.0.0.1 \
+            | awk -F/ '/^rtt/ {printf "%.1f", $5 * 1000}'
+    }
     banned_blocked() {   # ns -> yes/no: a request from the banned 198.18.0.1 gets no answer
         if ip netns exec "$1" curl -s -o /dev/null --max-time 1 --interface 198.18.0.1 \
             "http://127.0.0.1:$PORT/"; then echo no; else echo yes; fi
@@ -273,8 +292,10 @@ if [ $DO_FW = 1 ]; then
                 timed_load "$setup" "$ns" reload
             fi
             if [ $rep = 1 ]; then
+                sleep 2   # let the kernel finish freeing what the reload replaced
                 ns_server "$ns"
                 printf '%s\trequest_ms\t%s\n' "$setup" "$(per_request "$ns" | awk '{print $1 * 1000}')" >> "$FW"
+                printf '%s\tping_us\t%s\n' "$setup" "$(per_packet "$ns")" >> "$FW"
                 printf '%s\tblocked\t%s\n' "$setup" "$(banned_blocked "$ns")" >> "$FW"
             fi
             ns_del "$ns"; NETNS=("${NETNS[@]/$ns}")
@@ -291,12 +312,23 @@ if [ $DO_PROFILE = 1 ]; then
             "$BOUNCER" analyze "$BENCH_DIR/bench-1m.$f" --out "$OUT" > /dev/null 2>&1
         # --inline resolves inlined frames (slow: a few minutes with addr2line on this binary).
         perf script -i "$SCRATCH/perf.data" -F comm,tid,ip,sym --inline 2>/dev/null \
-            | python3 "$HERE/profile.py" > "$BENCH_DIR/profile-1m-$f.txt"
+            | python3 "$HERE/perf_fold.py" > "$BENCH_DIR/profile-1m-$f.txt"
         note "$BENCH_DIR/profile-1m-$f.txt"; cat "$BENCH_DIR/profile-1m-$f.txt" >&2
     done
 fi
 
 # ------------------------------------------------------------------ report
 say "results"
-export BENCH_DIR ROOT COMMAND OUTPUTS RES FW BOUNCER FLOOR WRITE LOAD_START
+GIT_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')
+GIT_DIRTY=$(git -C "$ROOT" status --porcelain --untracked-files=no -- src 2>/dev/null | head -1)
+LOAD_END=$(cut -d' ' -f1 /proc/loadavg)
+BOUNCER_VERSION=$("$BOUNCER" --version)
+RUN_AT=$(date -u '+%Y-%m-%d %H:%M UTC')
+export GIT_REV GIT_DIRTY LOAD_END BOUNCER_VERSION RUN_AT
+export BENCH_DIR ROOT COMMAND OUTPUTS RES FW BOUNCER FLOOR WRITE LOAD_START BOUNCER_SRC BOUNCER_BUILT
+# Kept so `python3 xtests/bench/report.py` can re-render BENCHMARKS.md (e.g. after editing
+# FINDINGS.md) from this run's measurements without measuring again.
+python3 -c 'import json, os, sys; json.dump({k: os.environ.get(k, "") for k in sys.argv[2:]}, open(sys.argv[1], "w"), indent=1)' \
+    "$BENCH_DIR/last-run.json" ROOT COMMAND OUTPUTS RES FW LOAD_START BOUNCER_SRC BOUNCER_BUILT \
+    GIT_REV GIT_DIRTY LOAD_END BOUNCER_VERSION RUN_AT
 python3 "$HERE/report.py"
