@@ -239,20 +239,10 @@ pub fn run(args: FollowArgs, config: ConfigFile) -> Result<(), Failure> {
                 }
             }
         }
-        if args.replay && !read_any {
+        let replay_done = args.replay && !read_any;
+        if replay_done {
             // End of the recorded log: let the clock run past the reorder delay and the window.
             replay_clock += reorder + settings.window_secs as i64 + 1;
-            let now = clock(replay_clock);
-            handle(
-                live.tick(now),
-                now,
-                &live,
-                &desired,
-                &wake_tx,
-                audit.as_mut(),
-                slack.as_mut(),
-            );
-            break;
         }
         let now = clock(replay_clock);
         dirty |= handle(
@@ -264,6 +254,9 @@ pub fn run(args: FollowArgs, config: ConfigFile) -> Result<(), Failure> {
             audit.as_mut(),
             slack.as_mut(),
         );
+        if replay_done {
+            break;
+        }
         if let Some(dir) = &args.state {
             for ev in take_inbox(dir, &mut live) {
                 dirty = true;
