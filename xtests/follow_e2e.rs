@@ -366,7 +366,9 @@ impl Site {
         std::fs::read_to_string(self.path("bouncer.log"))
             .unwrap_or_default()
             .lines()
-            .filter(|l| l.starts_with("bouncer: firewall: +") && !l.starts_with("bouncer: firewall: +0 "))
+            .filter(|l| {
+                l.starts_with("bouncer: firewall: +") && !l.starts_with("bouncer: firewall: +0 ")
+            })
             .count()
     }
 
