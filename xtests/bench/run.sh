@@ -35,7 +35,7 @@ DO_ANALYZE=1
 DO_FW=1
 DO_PROFILE=0
 WRITE=1
-COMMAND="xtests/bench/run.sh $*"
+COMMAND="${BOUNCER:+BOUNCER=$BOUNCER }xtests/bench/run.sh $*"
 while [ $# -gt 0 ]; do
     case "$1" in
         --runs) RUNS=$2; shift 2 ;;
@@ -79,7 +79,7 @@ fi
 
 mkdir -p "$BENCH_DIR"
 LOAD_START=$(cut -d' ' -f1 /proc/loadavg)
-RES="$BENCH_DIR/results.tsv"      # section  name  run  wall_ms  rss_kb  lines  cpu_ms
+RES="$BENCH_DIR/results.tsv"      # section name run wall_ms rss_kb lines cpu_ms loadavg
 : > "$RES"
 SCRATCH=$(mktemp -d "$BENCH_DIR/run.XXXXXX")
 NETNS=()
@@ -128,7 +128,8 @@ if [ $DO_10M = 1 ]; then gen bench-10m 10000000 21; fi
 # measure SECTION NAME LINES CMD... : one timed run, appended to $RES.
 measure() {
     local section=$1 name=$2 lines=$3 run=$4; shift 4
-    local t0 t1 rss cpu
+    local t0 t1 rss cpu load
+    load=$(cut -d' ' -f1 /proc/loadavg)   # other work on the machine, as seen at the start
     t0=$(date +%s%N)
     if ! /usr/bin/time -f '%M %U %S' -o "$SCRATCH/time" "$@" >"$SCRATCH/out" 2>"$SCRATCH/err"; then
         echo "run.sh: failed: $*" >&2; tail -5 "$SCRATCH/err" >&2; exit 1
@@ -136,8 +137,8 @@ measure() {
     t1=$(date +%s%N)
     read -r rss cpu < <(tail -1 "$SCRATCH/time" | awk '{printf "%d %d\n", $1, ($2 + $3) * 1000}')
     if [ "$run" != warmup ]; then
-        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$section" "$name" "$run" \
-            "$(( (t1 - t0) / 1000000 ))" "$rss" "$lines" "$cpu" >> "$RES"
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$section" "$name" "$run" \
+            "$(( (t1 - t0) / 1000000 ))" "$rss" "$lines" "$cpu" "$load" >> "$RES"
     fi
     printf '   %-28s run %-6s %8s ms wall %8s ms cpu %6d MB\n' "$name" "$run" \
         "$(( (t1 - t0) / 1000000 ))" "$cpu" "$(( rss / 1024 ))" >&2
