@@ -198,11 +198,8 @@ mod tests {
         )
     }
 
-    /// Background traffic, then a flood that stops dead: the tick alone must ban, and the fake
-    /// clock expires the ban on schedule.
-    #[test]
-    fn ticks_ban_without_new_requests_and_expire_on_schedule() {
-        let mut l = live();
+    /// Three minutes of ten normal clients (one request each per 10 s); returns its start.
+    fn background(l: &mut Live) -> i64 {
         let t0 = 1_700_000_000 - 1_700_000_000 % 60;
         for t in t0..t0 + 180 {
             for c in 0..10 {
@@ -212,6 +209,15 @@ mod tests {
             }
             l.tick(t);
         }
+        t0
+    }
+
+    /// Background traffic, then a flood that stops dead: the tick alone must ban, and the fake
+    /// clock expires the ban on schedule.
+    #[test]
+    fn ticks_ban_without_new_requests_and_expire_on_schedule() {
+        let mut l = live();
+        let t0 = background(&mut l);
         let flood_at = t0 + 180;
         for _ in 0..400 {
             l.push(req("203.0.113.9", flood_at), flood_at);
@@ -265,15 +271,7 @@ mod tests {
     #[test]
     fn traffic_logged_during_a_ban_does_not_reban_at_unban() {
         let mut l = live();
-        let t0 = 1_700_000_000 - 1_700_000_000 % 60;
-        for t in t0..t0 + 180 {
-            for c in 0..10 {
-                if (t + c) % 10 == 0 {
-                    l.push(req(&format!("198.51.100.{c}"), t), t);
-                }
-            }
-            l.tick(t);
-        }
+        let t0 = background(&mut l);
         let ip: IpAddr = "203.0.113.9".parse().unwrap();
         let mut now = t0 + 180;
         let mut bans = 0;

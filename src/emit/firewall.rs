@@ -107,6 +107,18 @@ impl Ipset {
     fn set(&self, v6: bool) -> String {
         format!("{}{}", self.opts.set_name, if v6 { 6 } else { 4 })
     }
+
+    /// One `ipset restore` batch: `op` (`add`/`del`) every address into its family's set.
+    fn script(&self, op: &str, ips: &[IpAddr]) -> String {
+        let (v4, v6) = split(ips);
+        let mut script = String::new();
+        for (list, is6) in [(v4, false), (v6, true)] {
+            for ip in list {
+                script.push_str(&format!("{op} {} {ip} -exist\n", self.set(is6)));
+            }
+        }
+        script
+    }
 }
 
 impl Firewall for Ipset {
@@ -151,25 +163,11 @@ impl Firewall for Ipset {
     }
 
     fn add(&mut self, ips: &[IpAddr]) -> Result<(), String> {
-        let (v4, v6) = split(ips);
-        let mut script = String::new();
-        for (list, is6) in [(v4, false), (v6, true)] {
-            for ip in list {
-                script.push_str(&format!("add {} {ip} -exist\n", self.set(is6)));
-            }
-        }
-        run("ipset", &["restore"], Some(&script)).map(|_| ())
+        run("ipset", &["restore"], Some(&self.script("add", ips))).map(|_| ())
     }
 
     fn remove(&mut self, ips: &[IpAddr]) -> Result<(), String> {
-        let (v4, v6) = split(ips);
-        let mut script = String::new();
-        for (list, is6) in [(v4, false), (v6, true)] {
-            for ip in list {
-                script.push_str(&format!("del {} {ip} -exist\n", self.set(is6)));
-            }
-        }
-        run("ipset", &["restore"], Some(&script)).map(|_| ())
+        run("ipset", &["restore"], Some(&self.script("del", ips))).map(|_| ())
     }
 
     fn describe(&self) -> String {
@@ -213,11 +211,10 @@ impl Iptables {
 
 impl Firewall for Iptables {
     fn ensure_setup(&mut self) -> Result<(), String> {
-        for (bin, v6) in [("iptables", false), ("ip6tables", true)] {
+        for bin in ["iptables", "ip6tables"] {
             if run(bin, &["-w", "-S", &self.opts.ban_chain], None).is_err() {
                 run(bin, &["-w", "-N", &self.opts.ban_chain], None)?;
             }
-            let _ = v6;
             ensure_rule(bin, &hook_rule(&self.opts))?;
         }
         Ok(())
