@@ -223,24 +223,19 @@ fn every_real_log_plain_gzipped_and_as_json() {
 
 /// Combined → nginx JSON lines as `log_format … escape=json` writes them.
 fn to_nginx_json(src: &Path) -> String {
-    use bouncer::parse::{parse_line, Format, ParseOptions};
+    use bouncer::parse::{combined_fields, format_time, parse_time_local};
     let text = std::fs::read_to_string(src).unwrap();
     let mut out = String::new();
     for line in text.lines() {
-        let r = parse_line(line.as_bytes(), Format::Combined, &ParseOptions::default()).unwrap();
-        let request = if r.method() == "-" {
-            r.path().to_string()
-        } else {
-            format!("{} {} HTTP/1.1", r.method(), r.path())
-        };
+        let f = combined_fields(line).unwrap();
         let v = serde_json::json!({
-            "time_iso8601": bouncer::parse::format_time(r.time),
-            "remote_addr": r.ip.to_string(),
-            "request": request,
-            "status": r.status.to_string(),
-            "body_bytes_sent": r.bytes.to_string(),
-            "http_referer": r.referer(),
-            "http_user_agent": r.user_agent(),
+            "time_iso8601": format_time(parse_time_local(f.time_local).unwrap()),
+            "remote_addr": f.peer,
+            "request": f.request,
+            "status": f.status.to_string(),
+            "body_bytes_sent": f.bytes,
+            "http_referer": f.referer.unwrap_or("-"),
+            "http_user_agent": f.user_agent.unwrap_or("-"),
             "request_time": "0.001",
         });
         out.push_str(&v.to_string());

@@ -36,42 +36,51 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
 
 /// Space-saving top-k counter: bounded memory, exact for anything that stays in the top.
-/// Entries are found by a hash of the key first, so the hot path compares integers, not text.
+///
+/// Keys are identified by their 64-bit [`crate::parse::key_hash`] alone (computed on the parse threads), so the
+/// hot path compares a few integers and never text: a false merge would need two keys of one IP
+/// colliding in 64 bits. The text is kept only to show it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct TopK {
-    items: Vec<(u64, String, u64)>,
-}
-
-fn key_hash(key: &str) -> u64 {
-    use std::hash::BuildHasher;
-    // Fixed seed: the hash is stored in saved state and must mean the same after a restart.
-    foldhash::fast::FixedState::with_seed(0x006b_6f75_6e63_6572).hash_one(key)
+    hashes: Vec<u64>,
+    keys: Vec<String>,
+    counts: Vec<u64>,
 }
 
 impl TopK {
     const CAP: usize = 24;
     const MAX_KEY: usize = 512;
 
-    fn add(&mut self, key: &str) {
-        let h = key_hash(key);
-        // Keys longer than MAX_KEY are stored clipped: for those the hash alone identifies them.
-        let long = key.len() > Self::MAX_KEY;
-        if let Some(it) = self
-            .items
-            .iter_mut()
-            .find(|(kh, k, _)| *kh == h && (long || k == key))
-        {
-            it.2 += 1;
-        } else if self.items.len() < Self::CAP {
-            self.items
-                .push((h, crate::parse::clip(key, Self::MAX_KEY), 1));
-        } else if let Some(min) = self.items.iter_mut().min_by_key(|(_, _, c)| *c) {
-            *min = (h, crate::parse::clip(key, Self::MAX_KEY), min.2 + 1);
+    fn add(&mut self, hash: u64, key: &str) {
+        if let Some(i) = self.hashes.iter().position(|h| *h == hash) {
+            self.counts[i] += 1;
+            return;
+        }
+        let clipped = clip_to(key, Self::MAX_KEY);
+        let more = if clipped.len() < key.len() { "…" } else { "" };
+        if self.hashes.len() < Self::CAP {
+            self.hashes.push(hash);
+            self.keys.push(format!("{clipped}{more}"));
+            self.counts.push(1);
+        } else {
+            // Replace the least counted key; it inherits that count (space-saving).
+            let (i, _) = self
+                .counts
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, c)| **c)
+                .expect("CAP > 0");
+            self.hashes[i] = hash;
+            self.keys[i].clear();
+            self.keys[i].push_str(clipped);
+            self.keys[i].push_str(more);
+            self.counts[i] += 1;
         }
     }
 
     fn top(&self, n: usize) -> Vec<Count<String>> {
-        let mut v: Vec<(&String, u64)> = self.items.iter().map(|(_, k, c)| (k, *c)).collect();
+        let mut v: Vec<(&String, u64)> =
+            self.keys.iter().zip(self.counts.iter().copied()).collect();
         v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
         v.into_iter()
             .take(n)
@@ -81,6 +90,35 @@ impl TopK {
             })
             .collect()
     }
+}
+
+/// Responses per status code of one IP: a handful of codes, so a short list beats a map.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct StatusCounts(Vec<(u16, u64)>);
+
+impl StatusCounts {
+    fn add(&mut self, status: u16) {
+        match self.0.iter_mut().find(|(s, _)| *s == status) {
+            Some((_, n)) => *n += 1,
+            None => self.0.push((status, 1)),
+        }
+    }
+
+    fn to_map(&self) -> BTreeMap<u16, u64> {
+        self.0.iter().copied().collect()
+    }
+}
+
+/// `s` cut to at most `max` bytes on a char boundary.
+fn clip_to(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 /// Requests and errors over the last `window_secs`, from per-second buckets.
@@ -137,7 +175,7 @@ struct IpState {
     history: Option<Vec<SeriesPoint>>,
     paths: TopK,
     agents: TopK,
-    statuses: BTreeMap<u16, u64>,
+    statuses: StatusCounts,
 }
 
 /// Periods of context kept per IP, copied into its series when it is banned.
@@ -361,7 +399,7 @@ impl Detector {
             history: None,
             paths: TopK::default(),
             agents: TopK::default(),
-            statuses: BTreeMap::new(),
+            statuses: StatusCounts::default(),
         });
         if st.banned_at.is_some() && t - st.last_seen >= gap {
             st.banned_at = None; // quiet long enough: a new episode starts
@@ -372,9 +410,9 @@ impl Detector {
         st.window.add(t, error);
         st.total += 1;
         st.last_seen = t;
-        st.paths.add(req.path());
-        st.agents.add(req.user_agent());
-        *st.statuses.entry(req.status).or_insert(0) += 1;
+        st.paths.add(req.path_hash(), req.path());
+        st.agents.add(req.agent_hash(), req.user_agent());
+        st.statuses.add(req.status);
         if st.seen_period != period {
             st.seen_period = period;
             st.seen = (0, 0);
@@ -595,7 +633,7 @@ impl Detector {
             first_seen: st.first_seen,
             last_seen: st.last_seen,
             top_paths: st.paths.top(n),
-            status_mix: st.statuses.clone(),
+            status_mix: st.statuses.to_map(),
             user_agents: st.agents.top(n.min(5)),
             top_ips: Vec::new(),
             duration_secs: self.s.ban_secs,

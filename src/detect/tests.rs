@@ -8,12 +8,10 @@ fn req(ip: &str, t: i64, status: u16) -> Request {
     Request::new(
         ip.parse().unwrap(),
         t,
-        "GET",
         &format!("/p{}", t % 7),
         status,
         100,
         "test",
-        "",
     )
 }
 
@@ -273,14 +271,22 @@ fn state_round_trips_through_json() {
 #[test]
 fn top_k_is_bounded_and_keeps_heavy_hitters() {
     let mut k = TopK::default();
+    let add = |k: &mut TopK, key: &str| k.add(crate::parse::key_hash(key), key);
     for i in 0..10_000 {
-        k.add(&format!("/rare/{i}"));
+        add(&mut k, &format!("/rare/{i}"));
         if i % 3 == 0 {
-            k.add("/heavy");
+            add(&mut k, "/heavy");
         }
     }
-    assert!(k.items.len() <= TopK::CAP);
+    assert!(k.keys.len() <= TopK::CAP);
     assert_eq!(k.top(1)[0].value, "/heavy");
+    // A replaced slot reuses its buffer and inherits the evicted count; long keys are clipped.
+    let long = "x".repeat(2 * TopK::MAX_KEY);
+    add(&mut k, &long);
+    let top = k.top(TopK::CAP);
+    let clipped = top.iter().find(|c| c.value.starts_with('x')).unwrap();
+    assert_eq!(clipped.value, format!("{}…", &long[..TopK::MAX_KEY]));
+    assert!(clipped.count > 1);
 }
 
 #[test]

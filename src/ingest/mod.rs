@@ -16,7 +16,7 @@ use crate::parse::{self, Format, LineError, ParseOptions, Request};
 use rayon::prelude::*;
 use reader::LineReader;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -88,14 +88,18 @@ impl Ord for Pending {
 }
 
 /// A reorder buffer: requests leave in (time, arrival) order. Log times are whole seconds, so
-/// requests wait in per-second queues: one move in, one move out, whatever the disorder.
-/// Releasing is the caller's rule (`analyze`: `reorder_secs` older than the newest seen).
+/// requests wait in per-second FIFO queues, kept in a deque sorted by second: a request for the
+/// newest second (nearly every one, in a real log) is one push at the back, one pop at the front,
+/// whatever the disorder of the rest. Releasing is the caller's rule (`analyze`: `reorder_secs`
+/// older than the newest seen).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Reorder {
-    by_second: BTreeMap<i64, std::collections::VecDeque<Pending>>,
+    by_second: VecDeque<(i64, VecDeque<Request>)>,
     len: usize,
-    seq: u64,
     newest: Option<i64>,
+    /// Emptied queues kept for reuse (one allocation per second otherwise).
+    #[serde(skip)]
+    spare: Vec<VecDeque<Request>>,
 }
 
 impl Reorder {
@@ -103,24 +107,34 @@ impl Reorder {
         pending.sort();
         let mut r = Reorder::default();
         for p in pending {
-            r.seq = r.seq.max(p.seq + 1);
-            r.newest = Some(r.newest.map_or(p.time, |n: i64| n.max(p.time)));
-            r.len += 1;
-            r.by_second.entry(p.time).or_default().push_back(p);
+            r.push(p.req);
         }
         r
     }
 
     pub fn push(&mut self, req: Request) {
-        self.newest = Some(self.newest.map_or(req.time, |n| n.max(req.time)));
-        let p = Pending {
-            time: req.time,
-            seq: self.seq,
-            req,
-        };
-        self.seq += 1;
+        let t = req.time;
+        self.newest = Some(self.newest.map_or(t, |n| n.max(t)));
         self.len += 1;
-        self.by_second.entry(p.time).or_default().push_back(p);
+        match self.by_second.back_mut() {
+            Some((s, q)) if *s == t => q.push_back(req),
+            Some((s, _)) if *s > t => {
+                // Out of order: find its second (binary search over at most `reorder_secs`).
+                match self.by_second.binary_search_by_key(&t, |(s, _)| *s) {
+                    Ok(i) => self.by_second[i].1.push_back(req),
+                    Err(i) => {
+                        let mut q = self.spare.pop().unwrap_or_default();
+                        q.push_back(req);
+                        self.by_second.insert(i, (t, q));
+                    }
+                }
+            }
+            _ => {
+                let mut q = self.spare.pop().unwrap_or_default();
+                q.push_back(req);
+                self.by_second.push_back((t, q));
+            }
+        }
     }
 
     /// Newest log time pushed so far.
@@ -130,17 +144,21 @@ impl Reorder {
 
     /// Time of the oldest request waiting.
     pub fn peek_time(&self) -> Option<i64> {
-        self.by_second.first_key_value().map(|(t, _)| *t)
+        self.by_second.front().map(|(t, _)| *t)
     }
 
     pub fn pop(&mut self) -> Option<Request> {
-        let mut first = self.by_second.first_entry()?;
-        let p = first.get_mut().pop_front();
-        if first.get().is_empty() {
-            first.remove();
+        let (_, q) = self.by_second.front_mut()?;
+        let req = q.pop_front();
+        if q.is_empty() {
+            if let Some((_, q)) = self.by_second.pop_front() {
+                if self.spare.len() < 64 {
+                    self.spare.push(q);
+                }
+            }
         }
-        self.len -= p.is_some() as usize;
-        p.map(|p| p.req)
+        self.len -= req.is_some() as usize;
+        req
     }
 
     pub fn len(&self) -> usize {
@@ -153,7 +171,16 @@ impl Reorder {
 
     /// Everything waiting, oldest first (for checkpoints).
     pub fn pending(&self) -> Vec<Pending> {
-        self.by_second.values().flatten().cloned().collect()
+        self.by_second
+            .iter()
+            .flat_map(|(_, q)| q.iter())
+            .enumerate()
+            .map(|(seq, req)| Pending {
+                time: req.time,
+                seq: seq as u64,
+                req: req.clone(),
+            })
+            .collect()
     }
 }
 

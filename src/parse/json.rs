@@ -17,26 +17,22 @@ pub enum FieldName {
     Ip,
     Time,
     Status,
-    Method,
     Path,
     Request,
     Bytes,
     UserAgent,
-    Referer,
     Xff,
 }
 
 impl FieldName {
-    pub const ALL: [FieldName; 10] = [
+    pub const ALL: [FieldName; 8] = [
         FieldName::Ip,
         FieldName::Time,
         FieldName::Status,
-        FieldName::Method,
         FieldName::Path,
         FieldName::Request,
         FieldName::Bytes,
         FieldName::UserAgent,
-        FieldName::Referer,
         FieldName::Xff,
     ];
 
@@ -53,12 +49,10 @@ impl FieldName {
                 "ts",
             ],
             FieldName::Status => &["status"],
-            FieldName::Method => &["method", "request_method"],
             FieldName::Path => &["endpoint", "path", "uri", "request_uri"],
             FieldName::Request => &["request"],
             FieldName::Bytes => &["bytes", "body_bytes_sent", "response_size"],
             FieldName::UserAgent => &["ua", "user_agent", "http_user_agent"],
-            FieldName::Referer => &["referer", "http_referer"],
             FieldName::Xff => &["http_x_forwarded_for", "xff"],
         }
     }
@@ -68,12 +62,10 @@ impl FieldName {
             FieldName::Ip => "ip",
             FieldName::Time => "time",
             FieldName::Status => "status",
-            FieldName::Method => "method",
             FieldName::Path => "path",
             FieldName::Request => "request",
             FieldName::Bytes => "bytes",
             FieldName::UserAgent => "user-agent",
-            FieldName::Referer => "referer",
             FieldName::Xff => "xff",
         }
     }
@@ -106,6 +98,12 @@ impl FieldMap {
 }
 
 pub(super) fn parse(line: &[u8], opts: &ParseOptions) -> Result<Request, LineError> {
+    // nginx writes one flat object of strings and numbers per line: read that directly, and
+    // leave everything else (escapes in a field we keep, nesting, anything unusual or invalid)
+    // to serde_json, which also produces the error messages.
+    if let Some(fields) = scan_flat(line, &opts.fields) {
+        return build(fields, opts);
+    }
     match parse_fields(line, &opts.fields) {
         Ok(fields) => build(fields, opts),
         Err(first) => {
@@ -116,6 +114,122 @@ pub(super) fn parse(line: &[u8], opts: &ParseOptions) -> Result<Request, LineErr
             build(fields, opts)
         }
     }
+}
+
+/// The fast path: a flat JSON object whose kept string values have no escapes. `None` means
+/// "not sure": the caller parses the line with serde_json instead, so this never decides that a
+/// line is bad, and whatever it accepts, serde_json reads the same.
+fn scan_flat<'a>(line: &'a [u8], map: &FieldMap) -> Option<Fields<'a>> {
+    let mut fields = Fields::default();
+    let n = line.len();
+    let ws = |i: &mut usize| {
+        while *i < n && matches!(line[*i], b' ' | b'\t' | b'\r' | b'\n') {
+            *i += 1;
+        }
+    };
+    let mut i = 0;
+    ws(&mut i);
+    if line.get(i) != Some(&b'{') {
+        return None;
+    }
+    i += 1;
+    ws(&mut i);
+    if line.get(i) == Some(&b'}') {
+        i += 1;
+    } else {
+        loop {
+            // key
+            if line.get(i) != Some(&b'"') {
+                return None;
+            }
+            let k0 = i + 1;
+            let k1 = k0 + memchr::memchr2(b'"', b'\\', &line[k0..])?;
+            if line[k1] != b'"' {
+                return None;
+            }
+            let key = &line[k0..k1];
+            i = k1 + 1;
+            ws(&mut i);
+            if line.get(i) != Some(&b':') {
+                return None;
+            }
+            i += 1;
+            ws(&mut i);
+            let slot_prio = map.classify(key);
+            // value
+            let value = match *line.get(i)? {
+                b'"' => {
+                    let v0 = i + 1;
+                    let mut j = v0;
+                    let mut escaped = false;
+                    loop {
+                        j += memchr::memchr2(b'"', b'\\', &line[j..])?;
+                        if line[j] == b'"' {
+                            break;
+                        }
+                        escaped = true;
+                        j += 2; // the escape and the character it escapes
+                        if j > n {
+                            return None;
+                        }
+                    }
+                    i = j + 1;
+                    if slot_prio.is_none() {
+                        Scalar::Other
+                    } else if escaped {
+                        return None; // unescaping is serde_json's job
+                    } else {
+                        Scalar::Str(Cow::Borrowed(std::str::from_utf8(&line[v0..j]).ok()?))
+                    }
+                }
+                b'-' | b'0'..=b'9' => {
+                    let v0 = i;
+                    while i < n && matches!(line[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+                    {
+                        i += 1;
+                    }
+                    let text = std::str::from_utf8(&line[v0..i]).ok()?;
+                    match text.parse::<u64>() {
+                        Ok(u) => Scalar::Num(u as f64, Some(u)),
+                        Err(_) => match text.parse::<i64>() {
+                            Ok(v) => Scalar::Num(v as f64, None),
+                            Err(_) => Scalar::Num(text.parse::<f64>().ok()?, None),
+                        },
+                    }
+                }
+                b'n' if line[i..].starts_with(b"null") => {
+                    i += 4;
+                    Scalar::Null
+                }
+                b't' if line[i..].starts_with(b"true") => {
+                    i += 4;
+                    Scalar::Other
+                }
+                b'f' if line[i..].starts_with(b"false") => {
+                    i += 5;
+                    Scalar::Other
+                }
+                _ => return None, // nested values, garbage
+            };
+            if let Some((field, prio)) = slot_prio {
+                fields.offer(field, prio, value);
+            }
+            ws(&mut i);
+            match line.get(i) {
+                Some(b',') => {
+                    i += 1;
+                    ws(&mut i);
+                }
+                Some(b'}') => {
+                    i += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+    }
+    ws(&mut i);
+    (i == n).then_some(fields)
 }
 
 /// A JSON value as far as bouncer cares: text (borrowed from the line when it has no escapes),
@@ -187,8 +301,22 @@ impl<'de> Deserialize<'de> for Scalar<'de> {
 }
 
 /// The mapped fields of one line; for each, the value of the most preferred key present.
+#[derive(Default)]
 struct Fields<'a> {
-    values: [Option<(u8, Scalar<'a>)>; 10],
+    values: [Option<(u8, Scalar<'a>)>; FieldName::ALL.len()],
+}
+
+impl<'a> Fields<'a> {
+    /// Keep `v` for `field` unless a more preferred key already gave one. `null` counts as absent.
+    fn offer(&mut self, field: FieldName, prio: u8, v: Scalar<'a>) {
+        if matches!(v, Scalar::Null) {
+            return;
+        }
+        let cell = &mut self.values[slot(field)];
+        if cell.as_ref().is_none_or(|(p, _)| prio < *p) {
+            *cell = Some((prio, v));
+        }
+    }
 }
 
 fn slot(f: FieldName) -> usize {
@@ -197,8 +325,8 @@ fn slot(f: FieldName) -> usize {
 
 impl FieldMap {
     /// Which field a key feeds, and its preference (lower wins).
-    fn classify(&self, key: &str) -> Option<(FieldName, u8)> {
-        if let Some((f, _)) = self.overrides.iter().find(|(_, k)| k == key) {
+    fn classify(&self, key: &[u8]) -> Option<(FieldName, u8)> {
+        if let Some((f, _)) = self.overrides.iter().find(|(_, k)| k.as_bytes() == key) {
             return Some((*f, 0));
         }
         let (f, prio) = default_field(key)?;
@@ -208,38 +336,34 @@ impl FieldMap {
 
 /// The default key table (`FieldName::default_keys`, tested equal) as one match: the per-key
 /// hot path.
-fn default_field(key: &str) -> Option<(FieldName, u8)> {
+fn default_field(key: &[u8]) -> Option<(FieldName, u8)> {
     use FieldName::*;
     Some(match key {
-        "ip" => (Ip, 1),
-        "remote_addr" => (Ip, 2),
-        "source_ip" => (Ip, 3),
-        "client_ip" => (Ip, 4),
-        "clientip" => (Ip, 5),
-        "time" => (Time, 1),
-        "timestamp" => (Time, 2),
-        "time_iso8601" => (Time, 3),
-        "time_local" => (Time, 4),
-        "msec" => (Time, 5),
-        "ts" => (Time, 6),
-        "status" => (Status, 1),
-        "method" => (Method, 1),
-        "request_method" => (Method, 2),
-        "endpoint" => (Path, 1),
-        "path" => (Path, 2),
-        "uri" => (Path, 3),
-        "request_uri" => (Path, 4),
-        "request" => (Request, 1),
-        "bytes" => (Bytes, 1),
-        "body_bytes_sent" => (Bytes, 2),
-        "response_size" => (Bytes, 3),
-        "ua" => (UserAgent, 1),
-        "user_agent" => (UserAgent, 2),
-        "http_user_agent" => (UserAgent, 3),
-        "referer" => (Referer, 1),
-        "http_referer" => (Referer, 2),
-        "http_x_forwarded_for" => (Xff, 1),
-        "xff" => (Xff, 2),
+        b"ip" => (Ip, 1),
+        b"remote_addr" => (Ip, 2),
+        b"source_ip" => (Ip, 3),
+        b"client_ip" => (Ip, 4),
+        b"clientip" => (Ip, 5),
+        b"time" => (Time, 1),
+        b"timestamp" => (Time, 2),
+        b"time_iso8601" => (Time, 3),
+        b"time_local" => (Time, 4),
+        b"msec" => (Time, 5),
+        b"ts" => (Time, 6),
+        b"status" => (Status, 1),
+        b"endpoint" => (Path, 1),
+        b"path" => (Path, 2),
+        b"uri" => (Path, 3),
+        b"request_uri" => (Path, 4),
+        b"request" => (Request, 1),
+        b"bytes" => (Bytes, 1),
+        b"body_bytes_sent" => (Bytes, 2),
+        b"response_size" => (Bytes, 3),
+        b"ua" => (UserAgent, 1),
+        b"user_agent" => (UserAgent, 2),
+        b"http_user_agent" => (UserAgent, 3),
+        b"http_x_forwarded_for" => (Xff, 1),
+        b"xff" => (Xff, 2),
         _ => return None,
     })
 }
@@ -256,26 +380,17 @@ impl<'de> DeserializeSeed<'de> for LineSeed<'_> {
                 f.write_str("a JSON object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
-                let mut fields = Fields {
-                    values: Default::default(),
-                };
+                let mut fields = Fields::default();
                 while let Some(key) = a.next_key::<Scalar<'de>>()? {
                     let classified = match &key {
-                        Scalar::Str(k) => self.0.classify(k),
+                        Scalar::Str(k) => self.0.classify(k.as_bytes()),
                         _ => None,
                     };
                     let Some((field, prio)) = classified else {
                         a.next_value::<IgnoredAny>()?;
                         continue;
                     };
-                    let v: Scalar<'de> = a.next_value()?;
-                    if matches!(v, Scalar::Null) {
-                        continue;
-                    }
-                    let cell = &mut fields.values[slot(field)];
-                    if cell.as_ref().is_none_or(|(p, _)| prio < *p) {
-                        *cell = Some((prio, v));
-                    }
+                    fields.offer(field, prio, a.next_value()?);
                 }
                 Ok(fields)
             }
@@ -296,47 +411,54 @@ fn build(fields: Fields<'_>, opts: &ParseOptions) -> Result<Request, LineError> 
     let get = |field: FieldName| fields.values[slot(field)].as_ref().map(|(_, v)| v);
     let text = |field: FieldName| get(field).and_then(Scalar::text);
 
-    let peer = text(FieldName::Ip).ok_or_else(|| LineError::MissingIp(f.tried(FieldName::Ip)))?;
-    let peer = parse_ip(&peer)?;
+    let peer = match get(FieldName::Ip) {
+        Some(Scalar::Str(s)) => parse_ip(s)?,
+        Some(other) => parse_ip(&other.text().unwrap_or_default())?,
+        None => return Err(LineError::MissingIp(f.tried(FieldName::Ip))),
+    };
     let time_value =
         get(FieldName::Time).ok_or_else(|| LineError::MissingTime(f.tried(FieldName::Time)))?;
     let time = match time_value {
         Scalar::Num(n, _) => super::time::epoch_from_number(*n),
-        other => other.text().and_then(|t| parse_any_time(&t)),
+        Scalar::Str(t) => parse_any_time(t),
+        Scalar::Null | Scalar::Other => None,
     }
     .ok_or_else(|| {
         LineError::InvalidTime(super::clip(&time_value.text().unwrap_or_default(), 40))
     })?;
-    let status = match text(FieldName::Status) {
+    let status = match get(FieldName::Status) {
         None => 0,
-        Some(s) => s
-            .trim()
-            .parse::<u16>()
-            .ok()
-            .filter(|s| *s < 1000)
-            .ok_or_else(|| LineError::InvalidStatus(super::clip(&s, 16)))?,
+        Some(Scalar::Num(_, Some(u))) if *u < 1000 => *u as u16,
+        Some(v) => {
+            let s = v.text().unwrap_or_default();
+            s.trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|s| *s < 1000)
+                .ok_or_else(|| LineError::InvalidStatus(super::clip(&s, 16)))?
+        }
     };
-    let request = text(FieldName::Request);
-    let (req_method, req_path) = match &request {
-        Some(r) => split_request(r),
-        None => ("-", ""),
+    let bytes = match get(FieldName::Bytes) {
+        Some(Scalar::Num(_, Some(u))) => *u,
+        Some(Scalar::Str(b)) => b.trim().parse().unwrap_or(0),
+        _ => 0,
     };
-    let method = text(FieldName::Method);
     let path = text(FieldName::Path);
-    let bytes = text(FieldName::Bytes)
-        .and_then(|b| b.trim().parse().ok())
-        .unwrap_or(0);
+    let request = text(FieldName::Request);
+    let path = match (&path, &request) {
+        (Some(p), _) => p,
+        (None, Some(r)) => split_request(r).1,
+        (None, None) => "",
+    };
     let xff = text(FieldName::Xff);
     let ip = client_ip(peer, xff.as_deref(), &opts.trusted_proxies)?;
     Ok(Request::new(
         ip,
         time,
-        method.as_deref().unwrap_or(req_method),
-        path.as_deref().unwrap_or(req_path),
+        path,
         status,
         bytes,
         text(FieldName::UserAgent).as_deref().unwrap_or(""),
-        text(FieldName::Referer).as_deref().unwrap_or(""),
     ))
 }
 
@@ -403,12 +525,6 @@ mod tests {
             }
         }
         let base = r#""ip":"192.0.2.9","time":1689687856"#;
-        for m in FieldName::Method.default_keys() {
-            assert_eq!(
-                p(&format!(r#"{{{base},"{m}":"POST"}}"#)).unwrap().method(),
-                "POST"
-            );
-        }
         for k in FieldName::Path.default_keys() {
             assert_eq!(
                 p(&format!(r#"{{{base},"{k}":"/login"}}"#)).unwrap().path(),
@@ -426,26 +542,18 @@ mod tests {
                 "curl/8"
             );
         }
-        for k in FieldName::Referer.default_keys() {
-            assert_eq!(
-                p(&format!(r#"{{{base},"{k}":"http://x/"}}"#))
-                    .unwrap()
-                    .referer(),
-                "http://x/"
-            );
-        }
         let r = p(&format!(
             r#"{{{base},"request":"DELETE /a?b=1 HTTP/1.1","status":200}}"#
         ))
         .unwrap();
-        assert_eq!((r.method(), r.path(), r.status), ("DELETE", "/a?b=1", 200));
+        assert_eq!((r.path(), r.status), ("/a?b=1", 200));
     }
 
     #[test]
     fn default_key_table_matches_the_documented_lists() {
         for f in FieldName::ALL {
             for (i, k) in f.default_keys().iter().enumerate() {
-                assert_eq!(default_field(k), Some((f, i as u8 + 1)), "{k}");
+                assert_eq!(default_field(k.as_bytes()), Some((f, i as u8 + 1)), "{k}");
             }
         }
     }
@@ -521,5 +629,45 @@ mod tests {
         ));
         // Unknown fields are fine.
         assert!(p(r#"{"ip":"1.2.3.4","time":1,"upstream":"x","extra":{"a":[1]}}"#).is_ok());
+    }
+
+    /// Whatever the flat scanner accepts, serde_json reads the same; what it declines goes to
+    /// serde_json, so every line gets the same result either way.
+    #[test]
+    fn flat_scanner_agrees_with_serde() {
+        let lines: &[&str] = &[
+            r#"{"time_local":"17/May/2015:00:00:00 +0000","remote_addr":"194.150.186.133","request":"GET /a.gif HTTP/1.1","status":200,"body_bytes_sent":8095,"http_referer":"http://x/","http_user_agent":"Mozilla/5.0"}"#,
+            r#" { "ip" : "2001:db8::1" , "ts" : 1689687856.5 , "status" : "404" , "uri" : "/é" } "#,
+            r#"{"ip":"192.0.2.1","time":1689687856,"ua":"a \"quoted\" agent"}"#,
+            r#"{"ip":"192.0.2.1","time":1689687856,"referer":"skipped \"escape\" \\","path":"/p"}"#,
+            r#"{"ip":"192.0.2.1","time":1689687856,"extra":{"nested":[1,2]},"path":"/p"}"#,
+            r#"{"ip":"192.0.2.1","remote_addr":"198.51.100.1","time":-5,"bytes":"12","ok":true,"no":false,"n":null}"#,
+            r#"{"ip":null,"remote_addr":"198.51.100.1","time":"2023-07-18T13:44:16Z","status":1e2}"#,
+            r#"{"ip":"192.0.2.1","time":1689687856,"status":200}trailing"#,
+            r#"{"ip":"192.0.2.1","time":1689687856,"status":200"#,
+            r#"{"ip":"192.0.2.1","time":1689687856,"status":20x}"#,
+            r#"{"ip":"192.0.2.1","time":1689687856,"path":"/unterminated}"#,
+            r#"{"ip":"192.0.2.1","time":1689687856,"k\u0065y":"v"}"#,
+            r#"{}"#,
+            r#"{"ip":"192.0.2.1","time":1689687856,}"#,
+            r#"["ip"]"#,
+            r#"{"ip":"192.0.2.1","time":1689687856,"path":"/\"}"#,
+        ];
+        let opts = ParseOptions::default();
+        for line in lines {
+            let via_serde = parse_fields(line.as_bytes(), &opts.fields)
+                .map_err(|e| LineError::Json(e.to_string()))
+                .and_then(|f| build(f, &opts));
+            match scan_flat(line.as_bytes(), &opts.fields) {
+                Some(fields) => assert_eq!(build(fields, &opts), via_serde, "{line}"),
+                None => {} // declined: parse() uses serde_json for it
+            }
+        }
+        // The common nginx line takes the fast path.
+        assert!(scan_flat(lines[0].as_bytes(), &opts.fields).is_some());
+        assert!(scan_flat(lines[1].as_bytes(), &opts.fields).is_some());
+        assert!(scan_flat(lines[3].as_bytes(), &opts.fields).is_some());
+        assert!(scan_flat(lines[2].as_bytes(), &opts.fields).is_none());
+        assert!(scan_flat(lines[4].as_bytes(), &opts.fields).is_none());
     }
 }

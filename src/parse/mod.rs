@@ -13,6 +13,7 @@ mod combined;
 mod json;
 mod time;
 
+pub use combined::{combined_fields, CombinedFields};
 pub use json::{FieldMap, FieldName};
 pub use time::{format_time, parse_any_time, parse_time_local};
 
@@ -22,33 +23,72 @@ use std::net::IpAddr;
 
 /// One request as the detector sees it. Times are UNIX seconds of **log time**.
 ///
-/// The four text fields share one allocation (this type is made once per log line, millions of
-/// times a second): read them with [`Request::method`], [`Request::path`], … .
+/// Made once per log line, millions of times a second, on the parse threads: it carries only what
+/// detection reads. Path and user agent share one allocation (read them with [`Request::path`] and
+/// [`Request::user_agent`]), and their [`key_hash`]es are computed here so the single detection
+/// thread never hashes text. Method and referer are not kept: nothing after parsing reads them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "RequestRepr", into = "RequestRepr")]
 pub struct Request {
     pub ip: IpAddr,
     pub time: i64,
     pub status: u16,
     pub bytes: u64,
-    /// method, path, user agent, referer, back to back.
+    /// path, user agent, back to back.
     text: Box<str>,
-    /// Ends of method, path and user agent in `text`.
-    ends: [u32; 3],
+    /// End of the path in `text`.
+    path_end: u32,
+    path_hash: u64,
+    agent_hash: u64,
+}
+
+/// A request as saved in checkpoints (the hashes are recomputed on load).
+#[derive(Serialize, Deserialize)]
+struct RequestRepr {
+    ip: IpAddr,
+    time: i64,
+    status: u16,
+    bytes: u64,
+    path: String,
+    user_agent: String,
+}
+
+impl From<RequestRepr> for Request {
+    fn from(r: RequestRepr) -> Request {
+        Request::new(r.ip, r.time, &r.path, r.status, r.bytes, &r.user_agent)
+    }
+}
+
+impl From<Request> for RequestRepr {
+    fn from(r: Request) -> RequestRepr {
+        RequestRepr {
+            ip: r.ip,
+            time: r.time,
+            status: r.status,
+            bytes: r.bytes,
+            path: r.path().to_string(),
+            user_agent: r.user_agent().to_string(),
+        }
+    }
+}
+
+/// The hash that identifies a path or user agent in the detector's per-IP top lists. Fixed seed:
+/// it is stored in saved state and must mean the same after a restart.
+pub fn key_hash(key: &str) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::with_seed(0x006b_6f75_6e63_6572).hash_one(key)
 }
 
 impl Request {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         ip: IpAddr,
         time: i64,
-        method: &str,
         path: &str,
         status: u16,
         bytes: u64,
         user_agent: &str,
-        referer: &str,
     ) -> Request {
-        // Bound each field so the u32 offsets can never overflow, whatever the line held.
+        // Bound each field so the u32 offset can never overflow, whatever the line held.
         const MAX: usize = 1 << 20;
         let cut = |s: &str| -> usize {
             let mut end = s.len().min(MAX);
@@ -57,46 +97,38 @@ impl Request {
             }
             end
         };
-        let (m, p, u, r) = (
-            &method[..cut(method)],
-            &path[..cut(path)],
-            &user_agent[..cut(user_agent)],
-            &referer[..cut(referer)],
-        );
-        let mut text = String::with_capacity(m.len() + p.len() + u.len() + r.len());
-        text.push_str(m);
+        let (p, u) = (&path[..cut(path)], &user_agent[..cut(user_agent)]);
+        let mut text = String::with_capacity(p.len() + u.len());
         text.push_str(p);
         text.push_str(u);
-        text.push_str(r);
-        let ends = [
-            m.len() as u32,
-            (m.len() + p.len()) as u32,
-            (m.len() + p.len() + u.len()) as u32,
-        ];
         Request {
             ip,
             time,
             status,
             bytes,
             text: text.into_boxed_str(),
-            ends,
+            path_end: p.len() as u32,
+            path_hash: key_hash(p),
+            agent_hash: key_hash(u),
         }
     }
 
-    pub fn method(&self) -> &str {
-        &self.text[..self.ends[0] as usize]
-    }
-
     pub fn path(&self) -> &str {
-        &self.text[self.ends[0] as usize..self.ends[1] as usize]
+        &self.text[..self.path_end as usize]
     }
 
     pub fn user_agent(&self) -> &str {
-        &self.text[self.ends[1] as usize..self.ends[2] as usize]
+        &self.text[self.path_end as usize..]
     }
 
-    pub fn referer(&self) -> &str {
-        &self.text[self.ends[2] as usize..]
+    /// [`key_hash`] of [`Request::path`].
+    pub fn path_hash(&self) -> u64 {
+        self.path_hash
+    }
+
+    /// [`key_hash`] of [`Request::user_agent`].
+    pub fn agent_hash(&self) -> u64 {
+        self.agent_hash
     }
 
     /// 4xx and 5xx (including nginx's 499, client closed request) count as errors.
@@ -326,16 +358,17 @@ mod tests {
     #[test]
     fn packed_text_fields_read_back() {
         let ip = "192.0.2.1".parse().unwrap();
-        let r = Request::new(ip, 5, "GET", "/é", 200, 1, "ua", "");
+        let r = Request::new(ip, 5, "/é", 200, 1, "ua");
+        assert_eq!((r.path(), r.user_agent()), ("/é", "ua"));
         assert_eq!(
-            (r.method(), r.path(), r.user_agent(), r.referer()),
-            ("GET", "/é", "ua", "")
+            (r.path_hash(), r.agent_hash()),
+            (key_hash("/é"), key_hash("ua"))
         );
-        let r = Request::new(ip, 5, "", "", 200, 1, "", "ref");
-        assert_eq!(
-            (r.method(), r.path(), r.user_agent(), r.referer()),
-            ("", "", "", "ref")
-        );
+        let r = Request::new(ip, 5, "", 200, 1, "");
+        assert_eq!((r.path(), r.user_agent()), ("", ""));
+        // Checkpoints store the text; the hashes come back the same.
+        let back: Request = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(back, r);
     }
 
     #[test]
