@@ -27,7 +27,9 @@
 //!   `delete table inet <set_name>` + the full definition are one `nft -f`
 //!   transaction; the table owns its sets and its own base chain, so nothing
 //!   outside the table is touched. `hook_chain` `DOCKER-USER`/`FORWARD` hooks
-//!   the chain at `forward`, anything else at `input`.
+//!   the chain at `forward`, anything else at `input`. Above
+//!   [`NFT_COMMENT_LIMIT`] bans the elements carry no comments (they are what
+//!   makes a large `nft -f` slow); the file's header says so.
 //! * [`ipset`]: each family is filled into `<base>N_tmp` (create -exist, flush,
 //!   add), then atomically `swap`ped with the live set and the temporary set is
 //!   destroyed; a reload is exact and there is no window with an empty set.
@@ -115,6 +117,9 @@ const MAX_CHAIN_LEN: usize = 28;
 const MAX_SET_BASE_LEN: usize = 26;
 /// `xt_comment` and ipset comments: 255 bytes.
 const MAX_XT_COMMENT: usize = 255;
+/// Above this many bans `bans.nft` has no per-element comments: with them `nft -f` of 100 000
+/// bans took 0.9–1.2 s here, without them 0.3–0.45 s (`xtests/bench/run.sh`, BENCHMARKS.md).
+pub const NFT_COMMENT_LIMIT: usize = 10_000;
 /// nft comments: 128 bytes.
 const MAX_NFT_COMMENT: usize = 128;
 /// Smallest `maxelem` written for an ipset (ipset's own default).
@@ -253,6 +258,14 @@ pub fn nft(bans: &[Ban], o: &RulesetOptions) -> String {
         "# bouncer nft ruleset: {} bans; load: nft -f FILE",
         list.len()
     );
+    let comments = list.len() <= NFT_COMMENT_LIMIT;
+    if !comments {
+        let _ = writeln!(
+            out,
+            "# over {NFT_COMMENT_LIMIT} bans: no per-address comments (they triple the load \
+             time); the reasons are in decisions.json"
+        );
+    }
     let _ = writeln!(out, "table inet {table} {{}}");
     let _ = writeln!(out, "delete table inet {table}");
     let _ = writeln!(out, "table inet {table} {{");
@@ -263,7 +276,11 @@ pub fn nft(bans: &[Ban], o: &RulesetOptions) -> String {
             .iter()
             .filter(|(ip, _)| ip.is_ipv6() == v6)
             .map(|(ip, b)| {
-                let c = sanitize_comment(&b.comment, MAX_NFT_COMMENT);
+                let c = if comments {
+                    sanitize_comment(&b.comment, MAX_NFT_COMMENT)
+                } else {
+                    String::new()
+                };
                 if c.is_empty() {
                     ip.to_string()
                 } else {
@@ -638,6 +655,25 @@ mod tests {
             ..RulesetOptions::default()
         };
         assert!(nft(&[], &docker).contains("hook forward"));
+    }
+
+    #[test]
+    fn large_nft_lists_drop_element_comments() {
+        let many: Vec<Ban> = (0..=NFT_COMMENT_LIMIT as u32)
+            .map(|i| {
+                ban(
+                    &std::net::Ipv4Addr::from(0xc612_0000 + i).to_string(),
+                    "why",
+                )
+            })
+            .collect();
+        let o = RulesetOptions::default();
+        let big = nft(&many, &o);
+        assert!(!big.contains("comment \""));
+        assert!(big.contains("the reasons are in decisions.json"));
+        assert_eq!(big.matches("\t\t\t198.").count(), NFT_COMMENT_LIMIT + 1);
+        let small = nft(&many[..NFT_COMMENT_LIMIT], &o);
+        assert_eq!(small.matches(" comment \"why\"").count(), NFT_COMMENT_LIMIT);
     }
 
     #[test]
