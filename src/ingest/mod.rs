@@ -221,26 +221,25 @@ pub enum InputError {
     },
 }
 
-/// One input being read: its reader, reorder buffer and report.
+/// One input being read. Its reader thread reads lines, parses them in parallel batches, puts
+/// them back in time order (the [`Reorder`] rule) and counts errors; the detection thread only
+/// takes the released requests, in order, a batch at a time.
 pub struct Stream {
     pub report: FileReport,
-    /// Parsed batches from this input's reader thread (read + parse overlap detection).
+    /// Released batches from this input's reader thread.
     batches: std::sync::mpsc::Receiver<Batch>,
-    opts: Arc<IngestOptions>,
-    /// Parsed requests not yet in the reorder buffer (they enter one by one, so what is released
-    /// depends only on line order, never on batch boundaries).
-    parsed: std::collections::VecDeque<Request>,
-    reorder: Reorder,
+    /// Spent batches go back to the reader thread to be freed there, off the detection thread.
+    recycle: std::sync::mpsc::SyncSender<Vec<Request>>,
+    /// The batch being consumed, and the index of its next request.
+    current: Vec<Request>,
+    pos: usize,
     exhausted: bool,
-    /// Release everything at the end (false in incremental runs: the tail waits for more lines).
-    flush_at_end: bool,
     /// Offset just after the last *complete* line consumed (checkpoint).
     pub committed_offset: u64,
-    /// Raw bytes read, shared with the progress bar.
-    progress: Arc<AtomicU64>,
-    progress_seen: u64,
     /// Number of the last line consumed.
     reader_line: u64,
+    /// Requests read but not released when the input ended (incremental runs).
+    pending: Vec<Pending>,
 }
 
 impl Stream {
@@ -301,29 +300,40 @@ impl Stream {
             Format::Json => "json",
             _ => "combined",
         };
-        Ok(Stream {
-            report: FileReport {
-                name,
-                format: format_name.to_string(),
-                gzip,
-                resumed_at: offset,
-                ..Default::default()
-            },
-            batches: spawn_reader(
-                LineReader::new(decoded, opts.max_line_bytes, line_no, offset),
-                format,
-                opts.clone(),
-                flush_at_end,
-            ),
-            opts,
-            parsed: std::collections::VecDeque::new(),
+        let report = FileReport {
+            name,
+            format: format_name.to_string(),
+            gzip,
+            resumed_at: offset,
+            ..Default::default()
+        };
+        let worker = Worker {
+            reader: LineReader::new(decoded, opts.max_line_bytes, line_no, offset),
+            format,
             reorder: Reorder::from_pending(pending),
-            exhausted: false,
+            opts,
             flush_at_end,
-            committed_offset: offset,
             progress,
             progress_seen: offset,
+            report: FileReport {
+                name: report.name.clone(),
+                gzip,
+                ..Default::default()
+            },
+            committed_offset: offset,
+            line: line_no,
+        };
+        let (batches, recycle) = worker.spawn();
+        Ok(Stream {
+            report,
+            batches,
+            recycle,
+            current: Vec::new(),
+            pos: 0,
+            exhausted: false,
+            committed_offset: offset,
             reader_line: line_no,
+            pending: Vec::new(),
         })
     }
 
@@ -332,101 +342,52 @@ impl Stream {
         self.reader_line
     }
 
-    fn read_batch(&mut self) {
-        let Ok(batch) = self.batches.recv() else {
-            self.exhausted = true; // the reader thread is gone (it only stops after a last batch)
-            return;
-        };
-        for ((number, end_offset), result) in batch.lines.into_iter().zip(batch.results) {
-            self.report.lines += 1;
-            self.committed_offset = end_offset;
-            self.reader_line = number;
-            match result {
-                Ok(req) => {
-                    self.report.requests += 1;
-                    self.parsed.push_back(req);
-                }
-                Err(e) => self.record_error(number, e),
-            }
-        }
-        if batch.last {
-            self.exhausted = true;
-            if let Some(e) = batch.read_error {
-                let what = if self.report.gzip {
-                    "truncated or corrupt gzip"
-                } else {
-                    "read error"
-                };
-                self.report.read_error =
-                    Some(format!("{what} after line {}: {e}", self.reader_line));
-            }
-            if let Some(n) = batch.held_back {
-                self.report.notes.push(format!(
-                    "line {n} has no newline yet: left for the next run"
-                ));
-            }
-        }
-        let raw = self.committed_offset;
-        self.progress
-            .fetch_add(raw.saturating_sub(self.progress_seen), Ordering::Relaxed);
-        self.progress_seen = raw;
-    }
-
-    fn record_error(&mut self, line_no: u64, e: LineError) {
-        self.report.parse_errors += 1;
-        let kind = match &e {
-            LineError::TooLong(..) => "line too long",
-            LineError::InvalidUtf8 => "invalid UTF-8",
-            LineError::Combined(_) => "not a combined/common line",
-            LineError::Json(_) => "invalid JSON",
-            LineError::MissingIp(_) => "no client address",
-            LineError::MissingTime(_) => "no time",
-            LineError::InvalidIp(_) => "invalid client address",
-            LineError::InvalidTime(_) => "invalid time",
-            LineError::InvalidStatus(_) => "invalid status",
-        };
-        *self.report.error_kinds.entry(kind.to_string()).or_insert(0) += 1;
-        if self.report.error_examples.len() < ERROR_EXAMPLES {
-            self.report
-                .error_examples
-                .push(format!("{}:{}: {}", self.report.name, line_no, e));
-        }
-    }
-
-    /// Time of the next request this stream may release, reading more input as needed.
+    /// Time of the next request this stream releases, waiting for its reader as needed.
     fn head(&mut self) -> Option<i64> {
         loop {
-            if let Some(top) = self.reorder.peek_time() {
-                let releasable = self
-                    .reorder
-                    .newest()
-                    .is_none_or(|m| top <= m - self.opts.reorder_secs);
-                let full = self.reorder.len() > MAX_PENDING;
-                if releasable
-                    || full
-                    || (self.exhausted && self.parsed.is_empty() && self.flush_at_end)
-                {
-                    return Some(top);
-                }
-            }
-            if let Some(req) = self.parsed.pop_front() {
-                self.reorder.push(req);
-                continue;
+            if let Some(r) = self.current.get(self.pos) {
+                return Some(r.time);
             }
             if self.exhausted {
                 return None;
             }
-            self.read_batch();
+            let Ok(batch) = self.batches.recv() else {
+                self.exhausted = true; // the reader thread is gone (it only stops after a last batch)
+                return None;
+            };
+            let spent = std::mem::replace(&mut self.current, batch.released);
+            self.pos = 0;
+            // Freed by the reader thread (or here, if it is not keeping up).
+            let _ = self.recycle.try_send(spent);
+            if let Some(end) = batch.end {
+                self.exhausted = true;
+                let r = end.report;
+                self.report.lines += r.lines;
+                self.report.requests += r.requests;
+                self.report.parse_errors += r.parse_errors;
+                for (k, n) in r.error_kinds {
+                    *self.report.error_kinds.entry(k).or_insert(0) += n;
+                }
+                self.report.error_examples.extend(r.error_examples);
+                self.report.read_error = r.read_error;
+                self.report.notes.extend(r.notes);
+                self.committed_offset = end.committed_offset;
+                self.reader_line = end.line;
+                self.pending = end.pending;
+            }
         }
     }
 
-    fn pop(&mut self) -> Option<Request> {
-        self.reorder.pop()
+    fn pop(&mut self) -> Option<&Request> {
+        let r = self.current.get(self.pos)?;
+        self.pos += 1;
+        Some(r)
     }
 
-    /// Requests read but not released (incremental runs carry them to the next run).
+    /// Requests read but not released (incremental runs carry them to the next run). Known once
+    /// the stream is exhausted.
     pub fn pending(&self) -> Vec<Pending> {
-        self.reorder.pending()
+        self.pending.clone()
     }
 }
 
@@ -436,8 +397,9 @@ pub struct Merge {
 }
 
 impl Merge {
-    /// The next request in time order across all inputs, or `None` when no stream can release.
-    pub fn next_request(&mut self) -> Option<Request> {
+    /// The next request in time order across all inputs (ties: the earlier input), or `None`
+    /// when no stream can release.
+    pub fn next_request(&mut self) -> Option<&Request> {
         let mut best: Option<(i64, usize)> = None;
         for (i, s) in self.streams.iter_mut().enumerate() {
             if let Some(t) = s.head() {
@@ -450,35 +412,79 @@ impl Merge {
     }
 }
 
-/// One batch of lines, parsed, from a reader thread.
+/// Requests released in time order by a reader thread.
 struct Batch {
-    /// (line number, offset after the line) per line, in order.
-    lines: Vec<(u64, u64)>,
-    results: Vec<Result<Request, LineError>>,
-    /// No batch follows.
-    last: bool,
-    read_error: Option<String>,
-    /// A last line without newline left for the next (incremental) run.
-    held_back: Option<u64>,
+    released: Vec<Request>,
+    /// Set on the last batch: no batch follows.
+    end: Option<End>,
 }
 
-/// Read and parse an input on its own thread, a batch at a time (lines in one shared buffer,
-/// parsed in parallel with rayon), handing batches over a short queue: while the detector
-/// works on one batch, the next is being read and parsed.
-fn spawn_reader(
-    mut reader: LineReader<Box<dyn Read + Send>>,
+/// What a reader thread knows when its input ends.
+struct End {
+    /// Counts, errors and notes of the lines it read.
+    report: FileReport,
+    committed_offset: u64,
+    line: u64,
+    /// What it still holds for reordering (empty unless the run keeps a tail for the next one).
+    pending: Vec<Pending>,
+}
+
+/// A reader thread's state: read lines, parse a batch at a time in parallel (rayon, lines in
+/// one shared buffer), reorder, count. Runs on its own thread, handing batches over a short
+/// queue, so reading, parsing and reordering overlap detection.
+struct Worker {
+    reader: LineReader<Box<dyn Read + Send>>,
     format: Format,
     opts: Arc<IngestOptions>,
+    reorder: Reorder,
+    /// Release everything at the end (false in incremental runs: the tail waits for more lines).
     flush_at_end: bool,
-) -> std::sync::mpsc::Receiver<Batch> {
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(2);
-    let work = move || loop {
+    /// Raw bytes read, shared with the progress bar.
+    progress: Arc<AtomicU64>,
+    progress_seen: u64,
+    report: FileReport,
+    committed_offset: u64,
+    line: u64,
+}
+
+impl Worker {
+    fn spawn(
+        mut self,
+    ) -> (
+        std::sync::mpsc::Receiver<Batch>,
+        std::sync::mpsc::SyncSender<Vec<Request>>,
+    ) {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(2);
+        let (recycle_tx, recycle_rx) = std::sync::mpsc::sync_channel::<Vec<Request>>(4);
+        let work = move || loop {
+            while recycle_rx.try_recv().is_ok() {} // free spent batches here
+            let (released, last) = self.next_batch();
+            let end = last.then(|| End {
+                report: std::mem::take(&mut self.report),
+                committed_offset: self.committed_offset,
+                line: self.line,
+                pending: self.reorder.pending(),
+            });
+            if tx.send(Batch { released, end }).is_err() || last {
+                return; // receiver gone, or done
+            }
+        };
+        std::thread::Builder::new()
+            .name("bouncer-read".into())
+            .spawn(work)
+            .expect("spawn reader thread");
+        (rx, recycle_tx)
+    }
+
+    /// Read and parse up to `BATCH_LINES` lines; returns the requests that became releasable,
+    /// and whether the input ended.
+    fn next_batch(&mut self) -> (Vec<Request>, bool) {
         let mut buf: Vec<u8> = Vec::with_capacity(BATCH_LINES * 256);
         let mut spans: Vec<(usize, usize, reader::LineMeta)> = Vec::with_capacity(BATCH_LINES);
         let mut last = false;
         while spans.len() < BATCH_LINES {
             let from = buf.len();
-            match reader.next_line_into(&mut buf) {
+            match self.reader.next_line_into(&mut buf) {
                 Some(meta) => spans.push((from, buf.len(), meta)),
                 None => {
                     last = true;
@@ -486,11 +492,16 @@ fn spawn_reader(
                 }
             }
         }
-        let mut held_back = None;
-        if last && reader.partial_tail && !flush_at_end {
+        if last && self.reader.partial_tail && !self.flush_at_end {
             // An incremental run leaves a partial last line for the next run.
-            held_back = spans.pop().map(|(_, _, m)| m.number);
+            if let Some((_, _, m)) = spans.pop() {
+                self.report.notes.push(format!(
+                    "line {} has no newline yet: left for the next run",
+                    m.number
+                ));
+            }
         }
+        let (opts, format) = (&self.opts, self.format);
         let results: Vec<Result<Request, LineError>> = spans
             .par_iter()
             .map(|(a, b, m)| match m.too_long {
@@ -498,29 +509,76 @@ fn spawn_reader(
                 None => parse::parse_line(&buf[*a..*b], format, &opts.parse),
             })
             .collect();
-        let batch = Batch {
-            lines: spans
-                .iter()
-                .map(|(_, _, m)| (m.number, m.end_offset))
-                .collect(),
-            results,
-            last,
-            read_error: if last {
-                reader.error.take().map(|e| e.to_string())
-            } else {
-                None
-            },
-            held_back,
-        };
-        if tx.send(batch).is_err() || last {
-            return; // receiver gone, or done
+        let mut released = Vec::with_capacity(results.len());
+        for ((_, _, meta), result) in spans.iter().zip(results) {
+            self.report.lines += 1;
+            self.committed_offset = meta.end_offset;
+            self.line = meta.number;
+            match result {
+                Ok(req) => {
+                    self.report.requests += 1;
+                    self.reorder.push(req);
+                    self.release(&mut released, false);
+                }
+                Err(e) => record_error(&mut self.report, meta.number, e),
+            }
         }
+        if last {
+            if self.flush_at_end {
+                self.release(&mut released, true);
+            }
+            if let Some(e) = self.reader.error.take() {
+                let what = if self.report.gzip {
+                    "truncated or corrupt gzip"
+                } else {
+                    "read error"
+                };
+                self.report.read_error = Some(format!("{what} after line {}: {e}", self.line));
+            }
+        }
+        self.progress.fetch_add(
+            self.committed_offset.saturating_sub(self.progress_seen),
+            Ordering::Relaxed,
+        );
+        self.progress_seen = self.committed_offset;
+        (released, last)
+    }
+
+    /// Move every request the reorder rule lets go (all of them with `all`) into `out`: those
+    /// `reorder_secs` older than the newest seen, or the oldest while over `MAX_PENDING`.
+    fn release(&mut self, out: &mut Vec<Request>, all: bool) {
+        while let Some(top) = self.reorder.peek_time() {
+            let releasable = self
+                .reorder
+                .newest()
+                .is_none_or(|m| top <= m - self.opts.reorder_secs);
+            if !(all || releasable || self.reorder.len() > MAX_PENDING) {
+                break;
+            }
+            out.extend(self.reorder.pop());
+        }
+    }
+}
+
+fn record_error(report: &mut FileReport, line_no: u64, e: LineError) {
+    report.parse_errors += 1;
+    let kind = match &e {
+        LineError::TooLong(..) => "line too long",
+        LineError::InvalidUtf8 => "invalid UTF-8",
+        LineError::Combined(_) => "not a combined/common line",
+        LineError::Json(_) => "invalid JSON",
+        LineError::MissingIp(_) => "no client address",
+        LineError::MissingTime(_) => "no time",
+        LineError::InvalidIp(_) => "invalid client address",
+        LineError::InvalidTime(_) => "invalid time",
+        LineError::InvalidStatus(_) => "invalid status",
     };
-    std::thread::Builder::new()
-        .name("bouncer-read".into())
-        .spawn(work)
-        .expect("spawn reader thread");
-    rx
+    *report.error_kinds.entry(kind.to_string()).or_insert(0) += 1;
+    if report.error_examples.len() < ERROR_EXAMPLES {
+        report
+            .error_examples
+            .push(format!("{}:{}: {}", report.name, line_no, e));
+    }
 }
 
 fn read_up_to(r: &mut dyn Read, buf: &mut [u8]) -> usize {

@@ -200,7 +200,7 @@ pub fn parse_line(line: &[u8], format: Format, opts: &ParseOptions) -> Result<Re
         // serde_json validates UTF-8 itself; doing it here too cost ~5% of a JSON run.
         Format::Json => json::parse(line, opts),
         Format::Combined | Format::Auto => combined::parse(
-            std::str::from_utf8(line).map_err(|_| LineError::InvalidUtf8)?,
+            simdutf8::basic::from_utf8(line).map_err(|_| LineError::InvalidUtf8)?,
             opts,
         ),
     }
@@ -268,15 +268,16 @@ pub(crate) fn client_ip(
 /// Split `"GET /path HTTP/1.1"` into method and path. A request line that is not of that shape
 /// (scanners send garbage) is kept whole as the path with method `-`: the line still counts.
 pub(crate) fn split_request(request: &str) -> (&str, &str) {
-    let mut parts = request.splitn(3, ' ');
-    match (parts.next(), parts.next()) {
-        (Some(m), Some(p))
-            if !m.is_empty() && m.len() <= 16 && m.bytes().all(|b| b.is_ascii_uppercase()) =>
-        {
-            (m, p)
+    let b = request.as_bytes();
+    if let Some(sp) = memchr::memchr(b' ', b) {
+        let m = &b[..sp];
+        if !m.is_empty() && m.len() <= 16 && m.iter().all(u8::is_ascii_uppercase) {
+            let rest = &request[sp + 1..];
+            let end = memchr::memchr(b' ', rest.as_bytes()).unwrap_or(rest.len());
+            return (&request[..sp], &rest[..end]);
         }
-        _ => ("-", request),
     }
+    ("-", request)
 }
 
 /// Cut a string to at most `max` bytes on a char boundary (for messages and bounded state).
