@@ -98,7 +98,7 @@ pub fn run(args: AnalyzeArgs, config: ConfigFile) -> Result<(), Failure> {
     };
     let mut n = 0u64;
     while let Some(req) = merge.next_request() {
-        detector.observe(&req);
+        detector.observe(req);
         n += 1;
         if n.is_multiple_of(1 << 16) {
             if let Some(b) = &bar {
