@@ -37,50 +37,86 @@ use std::net::IpAddr;
 
 /// Space-saving top-k counter: bounded memory, exact for anything that stays in the top.
 ///
-/// Keys are identified by their 64-bit [`crate::parse::key_hash`] alone (computed on the parse threads), so the
-/// hot path compares a few integers and never text: a false merge would need two keys of one IP
-/// colliding in 64 bits. The text is kept only to show it.
+/// Keys are identified by their 64-bit [`crate::parse::key_hash`] alone (computed on the parse
+/// threads), so the hot path compares a few integers and never text: a false merge would need
+/// two keys of one IP colliding in 64 bits. The text is kept only to show it. Repeats of the
+/// last key (an IP's user agent, nearly always) are counted inline, without touching the list.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct TopK {
-    hashes: Vec<u64>,
+    /// (hash, count) per key, and the keys' text at the same index.
+    counts: Vec<(u64, u64)>,
     keys: Vec<String>,
-    counts: Vec<u64>,
+    /// Index and hash of the last key added, and its hits not yet in `counts`.
+    last: Option<(usize, u64)>,
+    last_hits: u64,
 }
 
 impl TopK {
     const CAP: usize = 24;
     const MAX_KEY: usize = 512;
 
-    fn add(&mut self, hash: u64, key: &str) {
-        if let Some(i) = self.hashes.iter().position(|h| *h == hash) {
-            self.counts[i] += 1;
-            return;
+    fn add<'k>(&mut self, hash: u64, key: impl FnOnce() -> &'k str) {
+        if let Some((_, h)) = self.last {
+            if h == hash {
+                self.last_hits += 1;
+                return;
+            }
         }
-        let clipped = clip_to(key, Self::MAX_KEY);
-        let more = if clipped.len() < key.len() { "…" } else { "" };
-        if self.hashes.len() < Self::CAP {
-            self.hashes.push(hash);
-            self.keys.push(format!("{clipped}{more}"));
-            self.counts.push(1);
-        } else {
-            // Replace the least counted key; it inherits that count (space-saving).
-            let (i, _) = self
-                .counts
-                .iter()
-                .enumerate()
-                .min_by_key(|(_, c)| **c)
-                .expect("CAP > 0");
-            self.hashes[i] = hash;
-            self.keys[i].clear();
-            self.keys[i].push_str(clipped);
-            self.keys[i].push_str(more);
-            self.counts[i] += 1;
+        self.settle();
+        let i = match self.counts.iter().position(|(h, _)| *h == hash) {
+            Some(i) => {
+                self.counts[i].1 += 1;
+                i
+            }
+            None => {
+                let key = key();
+                let clipped = clip_to(key, Self::MAX_KEY);
+                let more = if clipped.len() < key.len() { "…" } else { "" };
+                if self.counts.len() < Self::CAP {
+                    self.counts.push((hash, 1));
+                    self.keys
+                        .push(String::with_capacity(clipped.len() + more.len()));
+                    let i = self.counts.len() - 1;
+                    self.keys[i].push_str(clipped);
+                    self.keys[i].push_str(more);
+                    i
+                } else {
+                    // Replace the least counted key; it inherits that count (space-saving).
+                    let (i, _) = self
+                        .counts
+                        .iter()
+                        .enumerate()
+                        .min_by_key(|(_, (_, c))| *c)
+                        .expect("CAP > 0");
+                    self.counts[i] = (hash, self.counts[i].1 + 1);
+                    self.keys[i].clear();
+                    self.keys[i].push_str(clipped);
+                    self.keys[i].push_str(more);
+                    i
+                }
+            }
+        };
+        self.last = Some((i, hash));
+    }
+
+    /// Move the inline hits of the last key into the list.
+    fn settle(&mut self) {
+        if let Some((i, _)) = self.last {
+            self.counts[i].1 += std::mem::take(&mut self.last_hits);
         }
     }
 
     fn top(&self, n: usize) -> Vec<Count<String>> {
-        let mut v: Vec<(&String, u64)> =
-            self.keys.iter().zip(self.counts.iter().copied()).collect();
+        let extra = |i: usize| match self.last {
+            Some((l, _)) if l == i => self.last_hits,
+            _ => 0,
+        };
+        let mut v: Vec<(&String, u64)> = self
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k, self.counts[i].1 + extra(i)))
+            .collect();
         v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
         v.into_iter()
             .take(n)
@@ -92,20 +128,43 @@ impl TopK {
     }
 }
 
-/// Responses per status code of one IP: a handful of codes, so a short list beats a map.
+/// Responses per status code of one IP: a handful of codes, the first few kept inline (no heap
+/// access on the hot path), the rest in a list.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct StatusCounts(Vec<(u16, u64)>);
+struct StatusCounts {
+    inline: [(u16, u32); 3],
+    more: Vec<(u16, u64)>,
+}
 
 impl StatusCounts {
     fn add(&mut self, status: u16) {
-        match self.0.iter_mut().find(|(s, _)| *s == status) {
+        // Slots fill in order; an empty slot has count 0.
+        for slot in &mut self.inline {
+            if slot.1 == 0 {
+                *slot = (status, 1);
+                return;
+            }
+            if slot.0 == status && slot.1 < u32::MAX {
+                slot.1 += 1;
+                return;
+            }
+        }
+        match self.more.iter_mut().find(|(s, _)| *s == status) {
             Some((_, n)) => *n += 1,
-            None => self.0.push((status, 1)),
+            None => self.more.push((status, 1)),
         }
     }
 
     fn to_map(&self) -> BTreeMap<u16, u64> {
-        self.0.iter().copied().collect()
+        let mut m = BTreeMap::new();
+        let inline = self.inline.iter().filter(|(_, n)| *n > 0);
+        for (s, n) in inline
+            .map(|(s, n)| (*s, *n as u64))
+            .chain(self.more.iter().copied())
+        {
+            *m.entry(s).or_insert(0) += n;
+        }
+        m
     }
 }
 
@@ -122,35 +181,57 @@ fn clip_to(s: &str, max: usize) -> &str {
 }
 
 /// Requests and errors over the last `window_secs`, from per-second buckets.
+///
+/// The newest bucket is kept inline: nearly every request lands in it, and touching the older
+/// buckets' heap memory on every request was the detection thread's costliest cache miss.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Window {
+    /// Buckets before `head`, oldest first: (second, requests, errors).
     buckets: VecDeque<(i64, u32, u32)>,
+    head: Option<(i64, u32, u32)>,
     requests: u64,
     errors: u64,
 }
 
 impl Window {
+    /// Count a request in second `sec` (never older than the newest bucket).
     fn add(&mut self, sec: i64, error: bool) {
-        match self.buckets.back_mut() {
-            Some(b) if b.0 == sec => {
-                b.1 += 1;
-                b.2 += error as u32;
+        match &mut self.head {
+            Some(h) if h.0 == sec => {
+                h.1 += 1;
+                h.2 += error as u32;
             }
-            _ => self.buckets.push_back((sec, 1, error as u32)),
+            head => {
+                if let Some(old) = head.replace((sec, 1, error as u32)) {
+                    self.buckets.push_back(old);
+                }
+            }
         }
         self.requests += 1;
         self.errors += error as u64;
+    }
+
+    /// The newest second with a request, if any is in the window.
+    fn newest(&self) -> Option<i64> {
+        self.head.map(|h| h.0)
     }
 
     /// Keep buckets in `(now - window, now]`.
     fn evict(&mut self, now: i64, window: i64) {
         while let Some(&(s, r, e)) = self.buckets.front() {
             if s > now - window {
-                break;
+                return;
             }
             self.requests -= r as u64;
             self.errors -= e as u64;
             self.buckets.pop_front();
+        }
+        if let Some((s, r, e)) = self.head {
+            if s <= now - window {
+                self.requests -= r as u64;
+                self.errors -= e as u64;
+                self.head = None;
+            }
         }
     }
 }
@@ -404,14 +485,16 @@ impl Detector {
         if st.banned_at.is_some() && t - st.last_seen >= gap {
             st.banned_at = None; // quiet long enough: a new episode starts
         }
-        if st.window.buckets.back().is_none_or(|b| b.0 != t) {
+        if st.window.newest() != Some(t) {
             self.active.push(req.ip);
         }
         st.window.add(t, error);
         st.total += 1;
         st.last_seen = t;
-        st.paths.add(req.path_hash(), req.path());
-        st.agents.add(req.agent_hash(), req.user_agent());
+        // The text is only read when a key enters a list: reading it on every request was a
+        // cache miss on the request's text.
+        st.paths.add(req.path_hash(), || req.path());
+        st.agents.add(req.agent_hash(), || req.user_agent());
         st.statuses.add(req.status);
         if st.seen_period != period {
             st.seen_period = period;

@@ -271,7 +271,7 @@ fn state_round_trips_through_json() {
 #[test]
 fn top_k_is_bounded_and_keeps_heavy_hitters() {
     let mut k = TopK::default();
-    let add = |k: &mut TopK, key: &str| k.add(crate::parse::key_hash(key), key);
+    let add = |k: &mut TopK, key: &str| k.add(crate::parse::key_hash(key), || key);
     for i in 0..10_000 {
         add(&mut k, &format!("/rare/{i}"));
         if i % 3 == 0 {
@@ -280,6 +280,12 @@ fn top_k_is_bounded_and_keeps_heavy_hitters() {
     }
     assert!(k.keys.len() <= TopK::CAP);
     assert_eq!(k.top(1)[0].value, "/heavy");
+    assert_eq!(k.top(1)[0].count, 3334);
+    // Repeats of the last key are counted inline and show in the top list at once.
+    for _ in 0..10 {
+        add(&mut k, "/heavy");
+    }
+    assert_eq!(k.top(1)[0].count, 3344);
     // A replaced slot reuses its buffer and inherits the evicted count; long keys are clipped.
     let long = "x".repeat(2 * TopK::MAX_KEY);
     add(&mut k, &long);
@@ -287,6 +293,42 @@ fn top_k_is_bounded_and_keeps_heavy_hitters() {
     let clipped = top.iter().find(|c| c.value.starts_with('x')).unwrap();
     assert_eq!(clipped.value, format!("{}…", &long[..TopK::MAX_KEY]));
     assert!(clipped.count > 1);
+}
+
+#[test]
+fn status_counts_inline_and_beyond() {
+    let mut s = StatusCounts::default();
+    for code in [200, 200, 404, 301, 500, 500, 404, 418] {
+        s.add(code);
+    }
+    let m = s.to_map();
+    assert_eq!(
+        m.into_iter().collect::<Vec<_>>(),
+        [(200, 2), (301, 1), (404, 2), (418, 1), (500, 2)]
+    );
+}
+
+#[test]
+fn window_counts_the_last_window_secs() {
+    let mut w = Window::default();
+    for (t, e) in [
+        (10, false),
+        (10, true),
+        (11, false),
+        (15, true),
+        (15, false),
+    ] {
+        w.add(t, e);
+    }
+    assert_eq!((w.requests, w.errors, w.newest()), (5, 2, Some(15)));
+    w.evict(15, 5); // keeps (10, 15]
+    assert_eq!((w.requests, w.errors), (3, 1));
+    w.evict(19, 5); // keeps (14, 19]
+    assert_eq!((w.requests, w.errors), (2, 1));
+    w.evict(20, 5); // nothing left
+    assert_eq!((w.requests, w.errors, w.newest()), (0, 0, None));
+    w.add(30, true);
+    assert_eq!((w.requests, w.errors, w.newest()), (1, 1, Some(30)));
 }
 
 #[test]
