@@ -123,7 +123,7 @@ pub struct IngestArgs {
     pub format: Option<Format>,
 
     /// Map a field to a JSON key, e.g. `--field ip=client --field time=@timestamp`. Fields: ip,
-    /// time, status, method, path, request, bytes, user-agent, referer, xff.
+    /// time, status, path, request, bytes, user-agent, xff.
     #[arg(long = "field", value_name = "NAME=KEY")]
     pub fields: Vec<String>,
 

@@ -100,7 +100,17 @@ fn dry_run_follows_appends_bans_saves_state_and_stops_on_sigterm() {
         .filter(|v| v["event"] == "BAN")
         .collect();
     assert_eq!(bans.len(), 4, "{audit_text}");
-    assert!(audit_text.contains("\"event\":\"BASELINE_UPDATE\""));
+    // (whether a record is written before warm-up ends depends on how much log arrives per
+    // tick: the unit test in detect::live covers that)
+    let updates: Vec<Value> = audit_text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["event"] == "BASELINE_UPDATE")
+        .collect();
+    assert!(
+        updates.iter().any(|u| u["in_force"] == true),
+        "{audit_text}"
+    );
     assert!(audit_text.contains("\"event\":\"GLOBAL_ANOMALY\""));
     for b in &bans {
         assert_eq!(b["strike"], 1);

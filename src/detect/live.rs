@@ -33,9 +33,11 @@ pub enum Event {
     GlobalAnomaly {
         decision: Box<Decision>,
     },
+    /// The baselines changed, or came into force (warm-up over: the rules now use them).
     BaselineUpdate {
         ip: Option<BaselineSnapshot>,
         site: Option<BaselineSnapshot>,
+        in_force: bool,
     },
 }
 
@@ -56,7 +58,7 @@ pub struct Live {
     newest: Option<(i64, i64)>,
     /// Decisions already turned into events.
     handled: usize,
-    last_baselines: (Option<BaselineSnapshot>, Option<BaselineSnapshot>),
+    last_baselines: (Option<BaselineSnapshot>, Option<BaselineSnapshot>, bool),
 }
 
 impl Live {
@@ -68,7 +70,7 @@ impl Live {
             buffer: Reorder::default(),
             newest: None,
             handled: 0,
-            last_baselines: (None, None),
+            last_baselines: (None, None, false),
         }
     }
 
@@ -134,12 +136,14 @@ impl Live {
             });
         }
         self.bans.forget_decayed(now);
-        let baselines = self.detector.baselines();
-        if baselines != self.last_baselines {
-            self.last_baselines = baselines;
+        let (ip, site) = self.detector.baselines();
+        let now_baselines = (ip, site, self.detector.warmed_up_now());
+        if now_baselines != self.last_baselines {
+            self.last_baselines = now_baselines;
             events.push(Event::BaselineUpdate {
-                ip: baselines.0,
-                site: baselines.1,
+                ip,
+                site,
+                in_force: now_baselines.2,
             });
         }
         events
@@ -210,6 +214,46 @@ mod tests {
             l.tick(t);
         }
         t0
+    }
+
+    /// Baselines are announced as soon as they are learned, marked not in force until warm-up
+    /// ends, and announced again when they come into force.
+    #[test]
+    fn baseline_updates_say_when_they_come_into_force() {
+        let s = DetectSettings {
+            warmup_secs: 300,
+            window_secs: 10,
+            recompute_secs: 30,
+            ..Default::default()
+        };
+        let mut l = Live::new(
+            Detector::new(s),
+            BanBook::new(Schedule::parse("10s").unwrap(), 3600),
+            1,
+        );
+        let t0 = 1_700_000_000 - 1_700_000_000 % 60;
+        let mut updates = Vec::new();
+        for t in t0..t0 + 600 {
+            for c in 0..10 {
+                if (t + c) % 5 == 0 {
+                    l.push(req(&format!("198.51.100.{c}"), t), t);
+                }
+            }
+            for e in l.tick(t) {
+                if let Event::BaselineUpdate { ip, in_force, .. } = e {
+                    updates.push((t - t0, ip.is_some(), in_force));
+                }
+            }
+        }
+        let first_in_force = updates
+            .iter()
+            .position(|u| u.2)
+            .expect("in force by the end");
+        assert!(first_in_force > 0, "learned before warm-up: {updates:?}");
+        assert!(updates[..first_in_force]
+            .iter()
+            .all(|u| u.0 < 300 && u.1 && !u.2));
+        assert!(updates[first_in_force..].iter().all(|u| u.0 >= 300 && u.2));
     }
 
     /// Background traffic, then a flood that stops dead: the tick alone must ban, and the fake

@@ -558,6 +558,12 @@ impl Detector {
         t.div_euclid(self.s.window_secs as i64) * self.s.window_secs as i64
     }
 
+    /// Whether the rules are in force at the open second: the warm-up of log time is over and a
+    /// per-IP baseline exists. Before that, baselines are learned but nothing is decided.
+    pub fn warmed_up_now(&self) -> bool {
+        self.now.is_some_and(|t| self.warmed_up(t))
+    }
+
     fn warmed_up(&self, t: i64) -> bool {
         self.stats
             .first_time

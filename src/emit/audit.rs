@@ -55,8 +55,9 @@ pub fn record(event: &Event, now: i64) -> Value {
             "z": decision.z, "multiplier": decision.multiplier,
             "top_ips": decision.top_ips,
         }),
-        Event::BaselineUpdate { ip, site } => json!({
+        Event::BaselineUpdate { ip, site, in_force } => json!({
             "event": "BASELINE_UPDATE", "at": at, "per_ip": ip, "site": site,
+            "in_force": in_force,
         }),
     }
 }
