@@ -286,7 +286,7 @@ fn top_k_is_bounded_and_keeps_heavy_hitters() {
         add(&mut k, "/heavy");
     }
     assert_eq!(k.top(1)[0].count, 3344);
-    // A replaced slot reuses its buffer and inherits the evicted count; long keys are clipped.
+    // A replaced slot inherits the evicted count; long keys are clipped.
     let long = "x".repeat(2 * TopK::MAX_KEY);
     add(&mut k, &long);
     let top = k.top(TopK::CAP);
