@@ -69,14 +69,9 @@ impl TopK {
                 i
             }
             None => {
-                let key = key();
-                let clipped = clip_to(key, Self::MAX_KEY);
-                let more = if clipped.len() < key.len() { "…" } else { "" };
-                // An exact-size copy: reusing the evicted key's buffer kept every slot at the
-                // longest key it ever held (+30 % peak memory on 10 M lines).
-                let mut text = String::with_capacity(clipped.len() + more.len());
-                text.push_str(clipped);
-                text.push_str(more);
+                // An exact-size copy per entry: reusing an evicted key's buffer kept every slot
+                // at the longest key it ever held (+30 % peak memory on 10 M lines).
+                let text = crate::parse::clip(key(), Self::MAX_KEY);
                 if self.counts.len() < Self::CAP {
                     self.counts.push((hash, 1));
                     self.keys.push(text);
@@ -165,18 +160,6 @@ impl StatusCounts {
         }
         m
     }
-}
-
-/// `s` cut to at most `max` bytes on a char boundary.
-fn clip_to(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 /// Requests and errors over the last `window_secs`, from per-second buckets.

@@ -90,14 +90,7 @@ impl Request {
     ) -> Request {
         // Bound each field so the u32 offset can never overflow, whatever the line held.
         const MAX: usize = 1 << 20;
-        let cut = |s: &str| -> usize {
-            let mut end = s.len().min(MAX);
-            while !s.is_char_boundary(end) {
-                end -= 1;
-            }
-            end
-        };
-        let (p, u) = (&path[..cut(path)], &user_agent[..cut(user_agent)]);
+        let (p, u) = (cut(path, MAX), cut(user_agent, MAX));
         let mut text = String::with_capacity(p.len() + u.len());
         text.push_str(p);
         text.push_str(u);
@@ -282,14 +275,21 @@ pub(crate) fn split_request(request: &str) -> (&str, &str) {
 
 /// Cut a string to at most `max` bytes on a char boundary (for messages and bounded state).
 pub fn clip(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
+    let head = cut(s, max);
+    if head.len() == s.len() {
+        s.to_string()
+    } else {
+        format!("{head}…")
     }
-    let mut end = max;
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a char boundary.
+pub fn cut(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
     while !s.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}…", &s[..end])
+    &s[..end]
 }
 
 #[cfg(test)]
