@@ -315,11 +315,7 @@ impl Stream {
             flush_at_end,
             progress,
             progress_seen: offset,
-            report: FileReport {
-                name: report.name.clone(),
-                gzip,
-                ..Default::default()
-            },
+            report: report.clone(),
             committed_offset: offset,
             line: line_no,
         };
@@ -361,16 +357,10 @@ impl Stream {
             let _ = self.recycle.try_send(spent);
             if let Some(end) = batch.end {
                 self.exhausted = true;
-                let r = end.report;
-                self.report.lines += r.lines;
-                self.report.requests += r.requests;
-                self.report.parse_errors += r.parse_errors;
-                for (k, n) in r.error_kinds {
-                    *self.report.error_kinds.entry(k).or_insert(0) += n;
-                }
-                self.report.error_examples.extend(r.error_examples);
-                self.report.read_error = r.read_error;
-                self.report.notes.extend(r.notes);
+                // The reader's report is the file's; keep the notes added here since `open`.
+                let notes = std::mem::take(&mut self.report.notes);
+                self.report = end.report;
+                self.report.notes.splice(0..0, notes);
                 self.committed_offset = end.committed_offset;
                 self.reader_line = end.line;
                 self.pending = end.pending;
@@ -421,7 +411,7 @@ struct Batch {
 
 /// What a reader thread knows when its input ends.
 struct End {
-    /// Counts, errors and notes of the lines it read.
+    /// The file's report, with the counts, errors and notes of the lines it read.
     report: FileReport,
     committed_offset: u64,
     line: u64,
