@@ -48,18 +48,16 @@ impl<R: Read> LineReader<R> {
         }
     }
 
+    /// Read more into the (drained) buffer; false at the end of the source.
     fn fill(&mut self) -> bool {
         if self.eof {
             return false;
         }
-        if self.start > 0 {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
-        if self.end == self.buf.len() {
-            self.buf.resize(self.buf.len() * 2, 0);
-        }
+        debug_assert_eq!(
+            self.start, self.end,
+            "fill is called with the buffer drained"
+        );
+        (self.start, self.end) = (0, 0);
         loop {
             match self.inner.read(&mut self.buf[self.end..]) {
                 Ok(0) => {
@@ -95,54 +93,38 @@ impl<R: Read> LineReader<R> {
     /// Next line appended to `out` (no allocation per line: batches share one buffer). At most
     /// `max_line` bytes are appended; `too_long` tells the real length of a cut line.
     pub fn next_line_into(&mut self, out: &mut Vec<u8>) -> Option<LineMeta> {
-        let start_len = out.len();
-        let mut skipped = 0usize; // bytes of an over-long line thrown away so far
+        let mut len = 0usize; // bytes of this line so far, kept or skipped
         loop {
+            // Take what the buffer holds of the line: keep up to `max_line` bytes, skip the rest.
             let avail = &self.buf[self.start..self.end];
-            if let Some(i) = memchr::memchr(b'\n', avail) {
-                let kept = out.len() - start_len;
-                let room = self.max_line.saturating_sub(kept);
-                out.extend_from_slice(&avail[..i.min(room)]);
-                let total = kept + skipped + i;
-                self.offset += (i + 1) as u64;
-                self.line_no += 1;
-                self.start += i + 1;
-                let too_long = (total > self.max_line).then_some(total);
-                return Some(LineMeta {
-                    number: self.line_no,
-                    end_offset: self.offset,
-                    too_long,
-                });
-            }
-            if !avail.is_empty() && (out.len() - start_len) + avail.len() > self.max_line {
-                // Over-long line with no newline yet: keep its head, drop the rest as it comes.
-                let room = self.max_line.saturating_sub(out.len() - start_len);
-                out.extend_from_slice(&avail[..room.min(avail.len())]);
-                skipped += avail.len() - room.min(avail.len());
-                self.offset += avail.len() as u64;
-                self.start = self.end;
+            let newline = memchr::memchr(b'\n', avail);
+            let part = newline.unwrap_or(avail.len());
+            let keep = part.min(self.max_line.saturating_sub(len));
+            out.extend_from_slice(&avail[..keep]);
+            len += part;
+            let consumed = newline.map_or(part, |i| i + 1);
+            self.start += consumed;
+            self.offset += consumed as u64;
+            if newline.is_some() {
+                return Some(self.meta(len));
             }
             if !self.fill() {
-                let avail = &self.buf[self.start..self.end];
-                let kept = out.len() - start_len;
-                if avail.is_empty() && skipped == 0 && kept == 0 {
+                if len == 0 {
                     return None;
                 }
                 // Last line without a newline.
                 self.partial_tail = true;
-                let room = self.max_line.saturating_sub(kept);
-                out.extend_from_slice(&avail[..avail.len().min(room)]);
-                let total = kept + skipped + avail.len();
-                self.offset += avail.len() as u64;
-                self.line_no += 1;
-                self.start = self.end;
-                let too_long = (total > self.max_line).then_some(total);
-                return Some(LineMeta {
-                    number: self.line_no,
-                    end_offset: self.offset,
-                    too_long,
-                });
+                return Some(self.meta(len));
             }
+        }
+    }
+
+    fn meta(&mut self, len: usize) -> LineMeta {
+        self.line_no += 1;
+        LineMeta {
+            number: self.line_no,
+            end_offset: self.offset,
+            too_long: (len > self.max_line).then_some(len),
         }
     }
 }
@@ -193,5 +175,40 @@ mod tests {
     #[test]
     fn empty_input() {
         assert!(lines(b"", 10).is_empty());
+    }
+
+    /// A source that hands out 3 bytes per read: every line crosses reads.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.0.len().min(buf.len()).min(3);
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn lines_across_reads_are_the_same_lines() {
+        let input = b"12345678\n123456789\n\nabcdefghijklmnop\nxy";
+        let mut r = LineReader::new(Trickle(input), 8, 0, 0);
+        let got: Vec<(Vec<u8>, Option<usize>, u64)> = std::iter::from_fn(|| r.next_line())
+            .map(|l| (l.bytes, l.too_long, l.end_offset))
+            .collect();
+        let want: Vec<(Vec<u8>, Option<usize>, u64)> = vec![
+            (b"12345678".to_vec(), None, 9),     // exactly the limit: kept whole
+            (b"12345678".to_vec(), Some(9), 19), // one over: cut, real length told
+            (b"".to_vec(), None, 20),
+            (b"abcdefgh".to_vec(), Some(16), 37),
+            (b"xy".to_vec(), None, 39), // last line without a newline
+        ];
+        assert_eq!(got, want);
+        assert!(r.partial_tail);
+        let whole: Vec<(Vec<u8>, Option<usize>, u64)> = lines(input, 8)
+            .into_iter()
+            .map(|l| (l.bytes, l.too_long, l.end_offset))
+            .collect();
+        assert_eq!(whole, want);
     }
 }
