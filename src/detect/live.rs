@@ -187,7 +187,7 @@ mod tests {
     use super::*;
 
     fn req(ip: &str, t: i64) -> Request {
-        Request::new(ip.parse().unwrap(), t, "/", 200, 0, "")
+        Request::new(ip.parse().unwrap(), t, "GET", "/", 200, 0, "")
     }
 
     fn live() -> Live {

@@ -8,6 +8,7 @@ fn req(ip: &str, t: i64, status: u16) -> Request {
     Request::new(
         ip.parse().unwrap(),
         t,
+        "GET",
         &format!("/p{}", t % 7),
         status,
         100,

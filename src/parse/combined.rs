@@ -82,10 +82,11 @@ pub(super) fn parse(line: &str, opts: &ParseOptions) -> Result<Request, LineErro
         .ok_or_else(|| LineError::InvalidTime(super::clip(f.time_local, 40)))?;
     let bytes = f.bytes.parse().unwrap_or(0); // `-` means no body
     let ip = client_ip(peer, f.xff.filter(|x| !x.is_empty()), &opts.trusted_proxies)?;
-    let (_, path) = split_request(f.request);
+    let (method, path) = split_request(f.request);
     Ok(Request::new(
         ip,
         time,
+        method,
         path,
         f.status,
         bytes,

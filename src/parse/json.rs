@@ -450,16 +450,18 @@ fn build(fields: Fields<'_>, opts: &ParseOptions) -> Result<Request, LineError> 
     };
     let path = text(FieldName::Path);
     let request = text(FieldName::Request);
-    let path = match (&path, &request) {
-        (Some(p), _) => p,
-        (None, Some(r)) => split_request(r).1,
-        (None, None) => "",
+    let (method, path) = match (&path, &request) {
+        (Some(p), Some(r)) => (split_request(r).0, p.as_ref()),
+        (Some(p), None) => ("-", p.as_ref()),
+        (None, Some(r)) => split_request(r),
+        (None, None) => ("-", ""),
     };
     let xff = text(FieldName::Xff);
     let ip = client_ip(peer, xff.as_deref(), &opts.trusted_proxies)?;
     Ok(Request::new(
         ip,
         time,
+        method,
         path,
         status,
         bytes,

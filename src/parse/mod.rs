@@ -40,6 +40,54 @@ pub struct Request {
     path_end: u32,
     path_hash: u64,
     agent_hash: u64,
+    class: Class,
+}
+
+/// What a request costs the server, decided once on the parse threads from method, path and
+/// status. Detection weighs the classes differently: a page view pulls in its assets, so a burst
+/// of 100 images after one page is one visit, not 100 page views.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Class {
+    /// Everything else: pages, API calls, form posts, probes of paths that do not exist.
+    #[default]
+    Page,
+    /// Cheap for the server and part of a page view: `HEAD`, `304 Not Modified`, `206 Partial
+    /// Content` (range requests of one file), and static files by extension (`.css`, `.js`,
+    /// images, fonts, media, `.pdf`), whatever their status.
+    Asset,
+}
+
+impl Class {
+    /// Static-file extensions (lowercase, without the dot) that make a request an asset.
+    pub const ASSET_EXTENSIONS: &'static [&'static str] = &[
+        "css", "js", "mjs", "map", "png", "jpg", "jpeg", "gif", "svg", "ico", "webp", "avif",
+        "bmp", "tif", "tiff", "woff", "woff2", "ttf", "otf", "eot", "mp4", "webm", "ogg", "ogv",
+        "mp3", "m4a", "wav", "flac", "pdf",
+    ];
+
+    pub fn of(method: &str, path: &str, status: u16) -> Class {
+        if method == "HEAD" || status == 304 || status == 206 || has_asset_extension(path) {
+            Class::Asset
+        } else {
+            Class::Page
+        }
+    }
+}
+
+/// Whether the path (query and fragment ignored) ends in one of [`Class::ASSET_EXTENSIONS`].
+fn has_asset_extension(path: &str) -> bool {
+    let end = memchr::memchr2(b'?', b'#', path.as_bytes()).unwrap_or(path.len());
+    let path = &path[..end];
+    let Some(dot) = memchr::memrchr(b'.', path.as_bytes()) else {
+        return false;
+    };
+    let ext = &path[dot + 1..];
+    ext.len() <= 5
+        && !ext.contains('/')
+        && Class::ASSET_EXTENSIONS
+            .iter()
+            .any(|e| e.eq_ignore_ascii_case(ext))
 }
 
 /// A request as saved in checkpoints (the hashes are recomputed on load).
@@ -51,11 +99,15 @@ struct RequestRepr {
     bytes: u64,
     path: String,
     user_agent: String,
+    #[serde(default)]
+    class: Class,
 }
 
 impl From<RequestRepr> for Request {
     fn from(r: RequestRepr) -> Request {
-        Request::new(r.ip, r.time, &r.path, r.status, r.bytes, &r.user_agent)
+        let mut req = Request::new(r.ip, r.time, "", &r.path, r.status, r.bytes, &r.user_agent);
+        req.class = r.class;
+        req
     }
 }
 
@@ -68,6 +120,7 @@ impl From<Request> for RequestRepr {
             bytes: r.bytes,
             path: r.path().to_string(),
             user_agent: r.user_agent().to_string(),
+            class: r.class,
         }
     }
 }
@@ -80,9 +133,12 @@ pub fn key_hash(key: &str) -> u64 {
 }
 
 impl Request {
+    /// `method` is only read to classify the request (see [`Class`]); it is not kept.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         ip: IpAddr,
         time: i64,
+        method: &str,
         path: &str,
         status: u16,
         bytes: u64,
@@ -103,7 +159,12 @@ impl Request {
             path_end: p.len() as u32,
             path_hash: key_hash(p),
             agent_hash: key_hash(u),
+            class: Class::of(method, p, status),
         }
+    }
+
+    pub fn class(&self) -> Class {
+        self.class
     }
 
     pub fn path(&self) -> &str {
@@ -127,6 +188,12 @@ impl Request {
     /// 4xx and 5xx (including nginx's 499, client closed request) count as errors.
     pub fn is_error(&self) -> bool {
         self.status >= 400
+    }
+
+    /// An error that says something about the client: a 4xx/5xx on a page, not on an asset (a
+    /// missing `/favicon.ico` or a picture the visitor navigated away from is not a probe).
+    pub fn is_page_error(&self) -> bool {
+        self.status >= 400 && self.class == Class::Page
     }
 }
 
@@ -359,17 +426,34 @@ mod tests {
     #[test]
     fn packed_text_fields_read_back() {
         let ip = "192.0.2.1".parse().unwrap();
-        let r = Request::new(ip, 5, "/é", 200, 1, "ua");
+        let r = Request::new(ip, 5, "GET", "/é", 200, 1, "ua");
         assert_eq!((r.path(), r.user_agent()), ("/é", "ua"));
         assert_eq!(
             (r.path_hash(), r.agent_hash()),
             (key_hash("/é"), key_hash("ua"))
         );
-        let r = Request::new(ip, 5, "", 200, 1, "");
+        let r = Request::new(ip, 5, "HEAD", "", 200, 1, "");
         assert_eq!((r.path(), r.user_agent()), ("", ""));
+        assert_eq!(r.class(), Class::Asset);
         // Checkpoints store the text; the hashes come back the same.
         let back: Request = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
         assert_eq!(back, r);
+    }
+
+    #[test]
+    fn classes() {
+        let c = |m, p, s| Class::of(m, p, s);
+        assert_eq!(c("GET", "/", 200), Class::Page);
+        assert_eq!(c("POST", "/api/metrics", 200), Class::Page);
+        assert_eq!(c("GET", "/wp-login.php", 404), Class::Page);
+        assert_eq!(c("GET", "/static/a.CSS?v=3", 200), Class::Asset);
+        assert_eq!(c("GET", "/img/x.jpg#frag", 499), Class::Asset);
+        assert_eq!(c("GET", "/favicon.ico", 404), Class::Asset);
+        assert_eq!(c("HEAD", "/doc", 200), Class::Asset);
+        assert_eq!(c("GET", "/doc.pdf", 206), Class::Asset);
+        assert_eq!(c("GET", "/page", 304), Class::Asset);
+        assert_eq!(c("GET", "/v1.2/users", 200), Class::Page);
+        assert_eq!(c("GET", "/.png/x", 200), Class::Page);
     }
 
     #[test]
