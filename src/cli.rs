@@ -150,46 +150,59 @@ pub struct DetectArgs {
     /// Never ban private ranges (RFC 1918, CGNAT, ULA, link-local).
     #[arg(long)]
     pub allow_private: bool,
-    /// Sliding window for rates, seconds.
+    /// Short window (floods), seconds [default: 10]
+    #[arg(long, value_name = "SECS")]
+    pub short_secs: Option<u32>,
+    /// Minute window (scrapers, brute force, fast scans), seconds [default: 60]
     #[arg(long, value_name = "SECS")]
     pub window_secs: Option<u32>,
-    /// Rolling baseline length, seconds.
+    /// Long window (low-and-slow scans, through the error surge), seconds [default: 600]
+    #[arg(long, value_name = "SECS")]
+    pub long_secs: Option<u32>,
+    /// What an asset request (static file, HEAD, 304, 206) costs relative to a page [default: 0.1]
+    #[arg(long, value_name = "W")]
+    pub asset_weight: Option<f64>,
+    /// Recent log time the learned levels cover, seconds [default: 3600]
     #[arg(long, value_name = "SECS")]
     pub baseline_secs: Option<u32>,
-    /// Baseline recomputation interval, seconds of log time.
+    /// How often the levels are recomputed, seconds of log time [default: 300]
     #[arg(long, value_name = "SECS")]
     pub recompute_secs: Option<u32>,
-    /// No decisions during the first SECS of log time.
+    /// No decisions during the first SECS of log time [default: 120]
     #[arg(long, value_name = "SECS")]
     pub warmup_secs: Option<u32>,
-    /// Ban above this z-score.
-    #[arg(long, value_name = "Z")]
-    pub z_threshold: Option<f64>,
-    /// Ban above this multiple of the baseline mean.
+    /// Ban above this multiple of the learned level (the busiest normal clients) [default: 5]
     #[arg(long, value_name = "X")]
     pub multiplier_threshold: Option<f64>,
-    /// Error share ≥ RATIO × baseline share is an error surge.
+    /// …and, for a client with a history, above this z-score against its own usual load
+    /// [default: 3]
+    #[arg(long, value_name = "Z")]
+    pub z_threshold: Option<f64>,
+    /// Error share ≥ RATIO × the site's share is an error surge [default: 3]
     #[arg(long, value_name = "RATIO")]
     pub error_surge_ratio: Option<f64>,
-    /// Thresholds are multiplied by this during an error surge.
+    /// Thresholds are multiplied by this during an error surge [default: 0.7]
     #[arg(long, value_name = "FACTOR")]
     pub error_surge_factor: Option<f64>,
-    /// Never ban with fewer requests than this in a window.
+    /// Safety-net limit of the short window, whatever was learned [default: 60]
+    #[arg(long, value_name = "LOAD")]
+    pub short_floor: Option<f64>,
+    /// Safety-net limit of the minute window [default: 120]
+    #[arg(long, value_name = "LOAD")]
+    pub minute_floor: Option<f64>,
+    /// Safety-net limit of the long window [default: 150]
+    #[arg(long, value_name = "LOAD")]
+    pub long_floor: Option<f64>,
+    /// Fewer client-hours than this: only the floors apply [default: 50]
     #[arg(long, value_name = "N")]
-    pub min_requests: Option<u32>,
-    /// Floor for the per-IP baseline mean (requests per window).
-    #[arg(long, value_name = "N")]
-    pub ip_mean_floor: Option<f64>,
-    /// Floor for the per-IP baseline standard deviation.
-    #[arg(long, value_name = "N")]
-    pub ip_std_floor: Option<f64>,
-    /// No site-wide alert below this many requests per window.
+    pub min_clients: Option<u64>,
+    /// No site-wide alert below this many requests per minute window [default: 200]
     #[arg(long, value_name = "N")]
     pub global_min_requests: Option<u32>,
-    /// Quiet time that ends a ban or alert episode, seconds.
+    /// Quiet time that ends a ban or alert episode, seconds [default: 600]
     #[arg(long, value_name = "SECS")]
     pub episode_gap_secs: Option<u32>,
-    /// Ban length written into the ban lists, seconds.
+    /// Ban length written into the ban lists, seconds [default: 14400]
     #[arg(long, value_name = "SECS")]
     pub ban_secs: Option<u64>,
 }

@@ -75,18 +75,25 @@ pub fn run(args: AnalyzeArgs, config: ConfigFile) -> Result<(), Failure> {
                 .map_err(Failure::input)?,
             _ => Resume::Start(None),
         };
-        let (at, note) = match resume {
+        // A file renamed since the last run (access.log → access.log.1) is no longer written:
+        // its held-back tail goes into this run's order instead of waiting for lines that will
+        // never come while the live file's newer lines pass it.
+        let (at, note, rotated) = match resume {
             Resume::Skip(c) => {
                 skipped.push(c);
                 continue;
             }
-            Resume::Start(note) => (None, note),
-            Resume::At(c, note) => (Some((c.offset, c.line, c.pending)), note),
+            Resume::Start(note) => (None, note, false),
+            Resume::At(c, note) => {
+                let rotated = c.path != src.name();
+                (Some((c.offset, c.line, c.pending)), note, rotated)
+            }
         };
         if let Source::File(p) = src {
             total_bytes += std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
         }
-        let mut stream = Stream::open(src, ingest.clone(), at, !incremental, progress.clone())
+        let flush = !incremental || rotated;
+        let mut stream = Stream::open(src, ingest.clone(), at, flush, progress.clone())
             .map_err(Failure::input)?;
         stream.report.notes.extend(note);
         streams.push((src.clone(), stream));
@@ -279,6 +286,7 @@ fn analysis(
         peak_at: st.peak_at.map(format_time),
         baseline_ip: ip_base,
         baseline_global: global_base,
+        limits: d.limits().to_vec(),
         settings: d.settings().clone(),
         decisions: d.decisions().to_vec(),
         timeline: d.timeline().to_vec(),
@@ -330,17 +338,21 @@ pub(crate) fn detect_settings(
         ($($f:ident),*) => { $(if let Some(v) = a.$f { s.$f = v; })* };
     }
     set!(
+        short_secs,
         window_secs,
+        long_secs,
+        asset_weight,
         baseline_secs,
         recompute_secs,
         warmup_secs,
-        z_threshold,
         multiplier_threshold,
+        z_threshold,
         error_surge_ratio,
         error_surge_factor,
-        min_requests,
-        ip_mean_floor,
-        ip_std_floor,
+        short_floor,
+        minute_floor,
+        long_floor,
+        min_clients,
         global_min_requests,
         episode_gap_secs,
         ban_secs

@@ -13,7 +13,7 @@ use super::Failure;
 use crate::cli::{FollowArgs, StatusArgs, UnbanArgs};
 use crate::config::ConfigFile;
 use crate::detect::bans::{BanBook, Schedule};
-use crate::detect::live::{Event, Live};
+use crate::detect::live::{Event, Live, Ordering as LiveOrdering};
 use crate::detect::{Action, Detector};
 use crate::emit::audit::Audit;
 use crate::emit::firewall::{self, Backend, Firewall, Recording};
@@ -38,8 +38,9 @@ const PID_FILE: &str = "follow.pid";
 const INBOX: &str = "inbox";
 const POLL: Duration = Duration::from_millis(200);
 const SAVE_EVERY_SECS: i64 = 5;
-/// `follow`'s reorder delay: nginx writes lines in completion order, one second is plenty.
-const FOLLOW_REORDER_SECS: i64 = 1;
+/// `follow`'s tolerance for late lines: a line up to this much older than the newest is counted
+/// in its own second (nginx logs at completion, Apache at the start of a request).
+const FOLLOW_TOLERANCE_SECS: i64 = 60;
 
 #[derive(Serialize, Deserialize)]
 struct State {
@@ -57,9 +58,13 @@ struct UnbanRequest {
 }
 
 fn wall_now() -> i64 {
+    wall_ms().div_euclid(1000)
+}
+
+fn wall_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
+        .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
 
@@ -75,7 +80,21 @@ pub fn run(args: FollowArgs, config: ConfigFile) -> Result<(), Failure> {
         .map_err(|e| Failure::usage(anyhow!("--ban-schedule: {e}")))?;
     let decay = args.strike_decay_secs.unwrap_or(fc.strike_decay_secs);
     let reconcile_secs = args.reconcile_secs.unwrap_or(fc.reconcile_secs).max(1);
-    let reorder = args.ingest.reorder_secs.unwrap_or(FOLLOW_REORDER_SECS);
+    // A replay goes through analyze's reorder rule (and decides what analyze decides); a live
+    // tail feeds the detector at once, late lines counted in their own second.
+    let ordering = if args.replay {
+        LiveOrdering::Replay {
+            reorder_secs: ingest.reorder_secs,
+        }
+    } else {
+        LiveOrdering::Live {
+            tolerance_secs: args.ingest.reorder_secs.unwrap_or(FOLLOW_TOLERANCE_SECS),
+        }
+    };
+    let reorder = match ordering {
+        LiveOrdering::Replay { reorder_secs } => reorder_secs,
+        LiveOrdering::Live { .. } => 0,
+    };
     let enforce = args.enforce && !args.replay;
     let mut rules = ruleset_options(&args.output, &config)?;
     if args.output.chain.is_none() && enforce {
@@ -100,7 +119,7 @@ pub fn run(args: FollowArgs, config: ConfigFile) -> Result<(), Failure> {
         Some(st) => {
             eprintln!("bouncer: detection settings changed since the saved state: baselines start over; bans and strikes are kept");
             (
-                Live::new(Detector::new(settings.clone()), st.live.bans, reorder),
+                Live::new(Detector::new(settings.clone()), st.live.bans, ordering),
                 st.checkpoints,
             )
         }
@@ -108,7 +127,7 @@ pub fn run(args: FollowArgs, config: ConfigFile) -> Result<(), Failure> {
             Live::new(
                 Detector::new(settings.clone()),
                 BanBook::new(schedule.clone(), decay),
-                reorder,
+                ordering,
             ),
             Vec::new(),
         ),
@@ -189,12 +208,13 @@ pub fn run(args: FollowArgs, config: ConfigFile) -> Result<(), Failure> {
             .map_err(|e| Failure::input(anyhow!("cannot handle signals: {e}")))?;
     }
 
+    // Milliseconds: the replay clock follows log time, the live one the wall.
     let mut replay_clock: i64 = i64::MIN;
     let clock = |replay_clock: i64| {
         if args.replay {
             replay_clock
         } else {
-            wall_now()
+            wall_ms()
         }
     };
     let mut last_save = wall_now();
@@ -232,7 +252,7 @@ pub fn run(args: FollowArgs, config: ConfigFile) -> Result<(), Failure> {
                 };
                 match parsed {
                     Ok(req) => {
-                        replay_clock = replay_clock.max(req.time);
+                        replay_clock = replay_clock.max(req.time * 1000);
                         live.push(req, clock(replay_clock));
                     }
                     Err(e) => errors.record(&tail.path, line.number, &e),
@@ -242,11 +262,12 @@ pub fn run(args: FollowArgs, config: ConfigFile) -> Result<(), Failure> {
         let replay_done = args.replay && !read_any;
         if replay_done {
             // End of the recorded log: let the clock run past the reorder delay and the window.
-            replay_clock += reorder + settings.window_secs as i64 + 1;
+            replay_clock += (reorder + settings.window_secs as i64 + 1) * 1000;
         }
-        let now = clock(replay_clock);
+        let now_ms = clock(replay_clock);
+        let now = now_ms.div_euclid(1000);
         dirty |= handle(
-            live.tick(now),
+            live.tick(now_ms),
             now,
             &live,
             &desired,

@@ -35,6 +35,8 @@ pub fn record(event: &Event, now: i64) -> Value {
             "event": "BAN", "at": at, "ip": ip,
             "log_time": format_time(decision.at),
             "rules": decision.rules, "reason": decision.reason,
+            "window": decision.window, "measured": decision.measured, "limit": decision.limit,
+            "decided_by": decision.decided_by, "checks": decision.checks,
             "requests_in_window": decision.requests_in_window, "window_secs": decision.window_secs,
             "rate_per_sec": decision.rate_per_sec, "error_share": decision.error_share,
             "baseline_mean": decision.baseline.mean, "baseline_std": decision.baseline.std,

@@ -13,7 +13,7 @@ pub mod slack;
 pub mod summary;
 
 use crate::detect::{
-    Action, BaselineSnapshot, Decision, DetectSettings, SeriesPoint, TimelinePoint,
+    Action, BaselineSnapshot, Decision, DetectSettings, SeriesPoint, TimelinePoint, WindowLimit,
 };
 use crate::ingest::FileReport;
 use rulesets::{Ban, RulesetOptions};
@@ -47,6 +47,9 @@ pub struct Analysis {
     /// Baselines in force at the end of the input (floors applied).
     pub baseline_ip: Option<BaselineSnapshot>,
     pub baseline_global: Option<BaselineSnapshot>,
+    /// Per-client limits in force at the end of the input, by window.
+    #[serde(default)]
+    pub limits: Vec<WindowLimit>,
     pub settings: DetectSettings,
     pub decisions: Vec<Decision>,
     /// Site-wide traffic per window period, for the report (not written to decisions.json).
@@ -65,6 +68,15 @@ impl Analysis {
     pub fn alerts(&self) -> impl Iterator<Item = &Decision> {
         self.decisions.iter().filter(|d| d.action == Action::Alert)
     }
+
+    /// Bans whose limit was learned, and bans whose limit was a floor.
+    pub fn bans_by_decider(&self) -> (usize, usize) {
+        let learned = self
+            .bans()
+            .filter(|d| d.decided_by == crate::detect::DecidedBy::Learned)
+            .count();
+        (learned, self.bans().count() - learned)
+    }
 }
 
 /// Ban list entries from decisions: one per IP (its first ban), with a short comment saying why.
@@ -80,11 +92,11 @@ pub fn bans_of(decisions: &[Decision]) -> Vec<Ban> {
             comment: format!(
                 "bouncer {} {}: {} req/{}s {:.0}x {}",
                 crate::parse::format_time(d.at),
-                d.rules.join("+"),
+                d.rules_text("+"),
                 d.requests_in_window,
                 d.window_secs,
                 d.multiplier,
-                if d.rules.iter().any(|r| r == "error_surge") {
+                if d.fired(crate::detect::Rule::ErrorSurge) {
                     "errors"
                 } else {
                     ""

@@ -87,19 +87,39 @@ impl Ord for Pending {
     }
 }
 
-/// A reorder buffer: requests leave in (time, arrival) order. Log times are whole seconds, so
-/// requests wait in per-second FIFO queues, kept in a deque sorted by second: a request for the
-/// newest second (nearly every one, in a real log) is one push at the back, one pop at the front,
-/// whatever the disorder of the rest. Releasing is the caller's rule (`analyze`: `reorder_secs`
-/// older than the newest seen).
+/// A reorder buffer: requests leave in time order, and within a second in the canonical order
+/// of [`Request::order_key`] (so the order of lines within a second, or of files, never changes
+/// a decision). Log times are whole seconds, so requests wait in per-second queues, kept in a
+/// deque sorted by second: a request for the newest second (nearly every one, in a real log) is
+/// one push at the back, and a second's queue is sorted once, when it starts to leave. Releasing
+/// is the caller's rule (`analyze`: `reorder_secs` older than the newest seen).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Reorder {
-    by_second: VecDeque<(i64, VecDeque<Request>)>,
+    by_second: VecDeque<Second>,
     len: usize,
     newest: Option<i64>,
     /// Emptied queues kept for reuse (one allocation per second otherwise).
     #[serde(skip)]
     spare: Vec<VecDeque<Request>>,
+}
+
+/// The requests of one second, and whether they are in canonical order.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Second {
+    time: i64,
+    queue: VecDeque<Request>,
+    sorted: bool,
+}
+
+impl Second {
+    fn push(&mut self, req: Request) {
+        if self.sorted {
+            if let Some(last) = self.queue.back() {
+                self.sorted = last.order_key() <= req.order_key();
+            }
+        }
+        self.queue.push_back(req);
+    }
 }
 
 impl Reorder {
@@ -117,23 +137,31 @@ impl Reorder {
         self.newest = Some(self.newest.map_or(t, |n| n.max(t)));
         self.len += 1;
         match self.by_second.back_mut() {
-            Some((s, q)) if *s == t => q.push_back(req),
-            Some((s, _)) if *s > t => {
+            Some(sec) if sec.time == t => sec.push(req),
+            Some(sec) if sec.time > t => {
                 // Out of order: find its second (binary search over at most `reorder_secs`).
-                match self.by_second.binary_search_by_key(&t, |(s, _)| *s) {
-                    Ok(i) => self.by_second[i].1.push_back(req),
+                match self.by_second.binary_search_by_key(&t, |s| s.time) {
+                    Ok(i) => self.by_second[i].push(req),
                     Err(i) => {
-                        let mut q = self.spare.pop().unwrap_or_default();
-                        q.push_back(req);
-                        self.by_second.insert(i, (t, q));
+                        let sec = self.new_second(t, req);
+                        self.by_second.insert(i, sec);
                     }
                 }
             }
             _ => {
-                let mut q = self.spare.pop().unwrap_or_default();
-                q.push_back(req);
-                self.by_second.push_back((t, q));
+                let sec = self.new_second(t, req);
+                self.by_second.push_back(sec);
             }
+        }
+    }
+
+    fn new_second(&mut self, time: i64, req: Request) -> Second {
+        let mut queue = self.spare.pop().unwrap_or_default();
+        queue.push_back(req);
+        Second {
+            time,
+            queue,
+            sorted: true,
         }
     }
 
@@ -144,16 +172,22 @@ impl Reorder {
 
     /// Time of the oldest request waiting.
     pub fn peek_time(&self) -> Option<i64> {
-        self.by_second.front().map(|(t, _)| *t)
+        self.by_second.front().map(|s| s.time)
     }
 
     pub fn pop(&mut self) -> Option<Request> {
-        let (_, q) = self.by_second.front_mut()?;
-        let req = q.pop_front();
-        if q.is_empty() {
-            if let Some((_, q)) = self.by_second.pop_front() {
+        let sec = self.by_second.front_mut()?;
+        if !sec.sorted {
+            sec.queue
+                .make_contiguous()
+                .sort_unstable_by_key(|r| r.order_key());
+            sec.sorted = true;
+        }
+        let req = sec.queue.pop_front();
+        if sec.queue.is_empty() {
+            if let Some(sec) = self.by_second.pop_front() {
                 if self.spare.len() < 64 {
-                    self.spare.push(q);
+                    self.spare.push(sec.queue);
                 }
             }
         }
@@ -173,7 +207,7 @@ impl Reorder {
     pub fn pending(&self) -> Vec<Pending> {
         self.by_second
             .iter()
-            .flat_map(|(_, q)| q.iter())
+            .flat_map(|s| s.queue.iter())
             .enumerate()
             .map(|(seq, req)| Pending {
                 time: req.time,
@@ -312,7 +346,8 @@ impl Stream {
             format,
             reorder: Reorder::from_pending(pending),
             opts,
-            flush_at_end,
+            // An archive is never appended to: nothing of it needs to wait for a next run.
+            flush_at_end: flush_at_end || gzip,
             progress,
             progress_seen: offset,
             report: report.clone(),
@@ -338,11 +373,11 @@ impl Stream {
         self.reader_line
     }
 
-    /// Time of the next request this stream releases, waiting for its reader as needed.
-    fn head(&mut self) -> Option<i64> {
+    /// The next request this stream releases, waiting for its reader as needed.
+    fn head(&mut self) -> Option<&Request> {
         loop {
-            if let Some(r) = self.current.get(self.pos) {
-                return Some(r.time);
+            if self.pos < self.current.len() {
+                return self.current.get(self.pos);
             }
             if self.exhausted {
                 return None;
@@ -387,18 +422,19 @@ pub struct Merge {
 }
 
 impl Merge {
-    /// The next request in time order across all inputs (ties: the earlier input), or `None`
-    /// when no stream can release.
+    /// The next request in canonical order ([`Request::order_key`]) across all inputs, or
+    /// `None` when no stream can release.
     pub fn next_request(&mut self) -> Option<&Request> {
-        let mut best: Option<(i64, usize)> = None;
+        let mut best: Option<(usize, parse::OrderKey)> = None;
         for (i, s) in self.streams.iter_mut().enumerate() {
-            if let Some(t) = s.head() {
-                if best.is_none_or(|(bt, _)| t < bt) {
-                    best = Some((t, i));
+            if let Some(r) = s.head() {
+                let key = r.order_key();
+                if best.as_ref().is_none_or(|(_, bk)| key < *bk) {
+                    best = Some((i, key));
                 }
             }
         }
-        best.and_then(|(_, i)| self.streams[i].pop())
+        best.and_then(|(i, _)| self.streams[i].pop())
     }
 }
 
