@@ -79,6 +79,11 @@ pub struct AnalyzeArgs {
     #[arg(long, value_name = "DIR")]
     pub state: Option<PathBuf>,
 
+    /// Memory for sorting an input that is not in time order (beyond --reorder-secs), e.g.
+    /// 512M or 2G; sorted runs beyond it go to temporary files in $TMPDIR [default: 512M]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub sort_memory: Option<usize>,
+
     #[command(flatten)]
     pub ingest: IngestArgs,
 
@@ -323,4 +328,26 @@ pub struct UnbanArgs {
     pub backend: Option<crate::emit::firewall::Backend>,
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// `64K`, `512M`, `2G` or plain bytes.
+fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let (digits, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => (&t[..i], t[i..].trim()),
+        None => (t, ""),
+    };
+    let shift = match unit.to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        _ => return Err(format!("{s:?}: a size such as 64K, 512M or 2G")),
+    };
+    let n: usize = digits
+        .parse()
+        .map_err(|_| format!("{s:?}: a size such as 64K, 512M or 2G"))?;
+    n.checked_shl(shift)
+        .filter(|b| b >> shift == n && *b >= 64 << 10)
+        .ok_or_else(|| format!("{s:?}: between 64K and what the machine has"))
 }

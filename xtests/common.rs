@@ -88,3 +88,10 @@ pub fn strings(v: &Value) -> Vec<String> {
         .map(|s| s.as_str().unwrap().to_string())
         .collect()
 }
+
+/// A log from ../shared/data/wild (harder real logs from strangers' servers).
+pub fn wild_log(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data/wild")
+        .join(name)
+}

@@ -10,4 +10,5 @@ mod firewall;
 mod follow;
 mod follow_e2e;
 mod incremental;
+mod order;
 mod report;

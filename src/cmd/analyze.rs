@@ -13,6 +13,7 @@ use crate::detect::{DetectSettings, Detector};
 use crate::emit::report::{ReportOptions, Templates, Zone};
 use crate::emit::{self, rulesets::RulesetOptions, Analysis};
 use crate::ingest::checkpoint::{self, Checkpoint, Resume};
+use crate::ingest::sort::sorted_pass;
 use crate::ingest::{IngestOptions, Merge, Pending, Source, Stream};
 use crate::parse::{format_time, FieldName, ParseOptions};
 use anyhow::{anyhow, Context};
@@ -63,6 +64,16 @@ pub fn run(args: AnalyzeArgs, config: ConfigFile) -> Result<(), Failure> {
         .unwrap_or_default();
     let incremental = args.state.is_some();
 
+    // Stdin can be read only once: keep a copy, in case it turns out not to be in time order.
+    let spool = match sources.contains(&Source::Stdin) && !incremental {
+        true => Some(
+            tempfile::NamedTempFile::new()
+                .context("cannot create a temporary file to keep a copy of stdin")
+                .map_err(Failure::input)?,
+        ),
+        false => None,
+    };
+
     // Open every input before reading any, so a missing file fails fast.
     let progress = Arc::new(AtomicU64::new(0));
     let mut streams = Vec::new();
@@ -93,7 +104,11 @@ pub fn run(args: AnalyzeArgs, config: ConfigFile) -> Result<(), Failure> {
             total_bytes += std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
         }
         let flush = !incremental || rotated;
-        let mut stream = Stream::open(src, ingest.clone(), at, flush, progress.clone())
+        let copy = match (src, &spool) {
+            (Source::Stdin, Some(f)) => Some(f.reopen().map_err(Failure::input)?),
+            _ => None,
+        };
+        let mut stream = Stream::open(src, ingest.clone(), at, flush, progress.clone(), copy)
             .map_err(Failure::input)?;
         stream.report.notes.extend(note);
         streams.push((src.clone(), stream));
@@ -129,6 +144,26 @@ pub fn run(args: AnalyzeArgs, config: ConfigFile) -> Result<(), Failure> {
                 r.format
             )));
         }
+    }
+
+    // Lines more than --reorder-secs out of order: the streaming pass could not put them back.
+    // Offline, the decisions must not depend on the order of the input: read it all again and
+    // sort it by time (incremental runs cannot go back: there the late lines stay counted).
+    let out_of_order: u64 = merge.streams.iter().map(|s| s.report.out_of_order).sum();
+    if out_of_order > 0 && !incremental {
+        let budget = args.sort_memory.unwrap_or(512 << 20);
+        let inputs: Vec<Source> = sources
+            .iter()
+            .map(|s| match (s, &spool) {
+                (Source::Stdin, Some(f)) => Source::Spool(f.path().to_path_buf()),
+                _ => s.clone(),
+            })
+            .collect();
+        detector = Detector::new(settings.clone());
+        let (streams, _) = sorted_pass(&inputs, &ingest, budget, |req| detector.observe(req))
+            .context("sorting the input by time")
+            .map_err(Failure::input)?;
+        merge.streams = streams;
     }
 
     let mut reports: Vec<_> = merge.streams.iter().map(|s| s.report.clone()).collect();

@@ -13,15 +13,17 @@ use super::Failure;
 use crate::cli::{FollowArgs, StatusArgs, UnbanArgs};
 use crate::config::ConfigFile;
 use crate::detect::bans::{BanBook, Schedule};
-use crate::detect::live::{Event, Live, Ordering as LiveOrdering};
+use crate::detect::live::{Event, Live};
 use crate::detect::{Action, Detector};
 use crate::emit::audit::Audit;
 use crate::emit::firewall::{self, Backend, Firewall, Recording};
 use crate::emit::slack::Slack;
 use crate::emit::{rulesets::RulesetOptions, write_atomic};
 use crate::ingest::checkpoint::Checkpoint;
+use crate::ingest::sort::sorted_pass;
 use crate::ingest::tail::{StartAt, TailFile};
-use crate::parse::{self, format_time, Format, LineError};
+use crate::ingest::{Merge, Source, Stream};
+use crate::parse::{self, format_time, Format, LineError, Request};
 use anyhow::{anyhow, Context};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -69,6 +71,9 @@ fn wall_ms() -> i64 {
 }
 
 pub fn run(args: FollowArgs, config: ConfigFile) -> Result<(), Failure> {
+    if args.replay {
+        return replay(args, config);
+    }
     let settings = detect_settings(&args.detect, &config)?;
     let ingest = ingest_options(&args.ingest, &config)?;
     let fc = &config.follow;
@@ -80,22 +85,9 @@ pub fn run(args: FollowArgs, config: ConfigFile) -> Result<(), Failure> {
         .map_err(|e| Failure::usage(anyhow!("--ban-schedule: {e}")))?;
     let decay = args.strike_decay_secs.unwrap_or(fc.strike_decay_secs);
     let reconcile_secs = args.reconcile_secs.unwrap_or(fc.reconcile_secs).max(1);
-    // A replay goes through analyze's reorder rule (and decides what analyze decides); a live
-    // tail feeds the detector at once, late lines counted in their own second.
-    let ordering = if args.replay {
-        LiveOrdering::Replay {
-            reorder_secs: ingest.reorder_secs,
-        }
-    } else {
-        LiveOrdering::Live {
-            tolerance_secs: args.ingest.reorder_secs.unwrap_or(FOLLOW_TOLERANCE_SECS),
-        }
-    };
-    let reorder = match ordering {
-        LiveOrdering::Replay { reorder_secs } => reorder_secs,
-        LiveOrdering::Live { .. } => 0,
-    };
-    let enforce = args.enforce && !args.replay;
+    // Lines go to the detector at once; late ones count in their own second up to this.
+    let tolerance = args.ingest.reorder_secs.unwrap_or(FOLLOW_TOLERANCE_SECS);
+    let enforce = args.enforce;
     let mut rules = ruleset_options(&args.output, &config)?;
     if args.output.chain.is_none() && enforce {
         rules.hook_chain = firewall::default_hook_chain();
@@ -119,7 +111,7 @@ pub fn run(args: FollowArgs, config: ConfigFile) -> Result<(), Failure> {
         Some(st) => {
             eprintln!("bouncer: detection settings changed since the saved state: baselines start over; bans and strikes are kept");
             (
-                Live::new(Detector::new(settings.clone()), st.live.bans, ordering),
+                Live::new(Detector::new(settings.clone()), st.live.bans, tolerance),
                 st.checkpoints,
             )
         }
@@ -127,7 +119,7 @@ pub fn run(args: FollowArgs, config: ConfigFile) -> Result<(), Failure> {
             Live::new(
                 Detector::new(settings.clone()),
                 BanBook::new(schedule.clone(), decay),
-                ordering,
+                tolerance,
             ),
             Vec::new(),
         ),
@@ -135,7 +127,7 @@ pub fn run(args: FollowArgs, config: ConfigFile) -> Result<(), Failure> {
     live.bans.schedule = schedule;
     live.bans.decay_secs = decay;
 
-    let start = if args.from_start || args.replay {
+    let start = if args.from_start {
         StartAt::Beginning
     } else {
         StartAt::End
@@ -164,10 +156,8 @@ pub fn run(args: FollowArgs, config: ConfigFile) -> Result<(), Failure> {
         .filter(|s| !s.is_empty())
         .or_else(|| fc.slack_webhook.clone());
     let mut slack = match webhook {
-        Some(url) if !args.replay => {
-            Some(Slack::start(url).map_err(|e| Failure::usage(anyhow!(e)))?)
-        }
-        _ => None,
+        Some(url) => Some(Slack::start(url).map_err(|e| Failure::usage(anyhow!(e)))?),
+        None => None,
     };
 
     // The firewall worker: desired set in, kernel state out.
@@ -208,15 +198,6 @@ pub fn run(args: FollowArgs, config: ConfigFile) -> Result<(), Failure> {
             .map_err(|e| Failure::input(anyhow!("cannot handle signals: {e}")))?;
     }
 
-    // Milliseconds: the replay clock follows log time, the live one the wall.
-    let mut replay_clock: i64 = i64::MIN;
-    let clock = |replay_clock: i64| {
-        if args.replay {
-            replay_clock
-        } else {
-            wall_ms()
-        }
-    };
     let mut last_save = wall_now();
     let mut dirty = false;
     let mut lines = Vec::new();
@@ -251,20 +232,12 @@ pub fn run(args: FollowArgs, config: ConfigFile) -> Result<(), Failure> {
                     None => parse::parse_line(&line.bytes, *format, &ingest.parse),
                 };
                 match parsed {
-                    Ok(req) => {
-                        replay_clock = replay_clock.max(req.time * 1000);
-                        live.push(req, clock(replay_clock));
-                    }
+                    Ok(req) => live.push(&req, wall_ms()),
                     Err(e) => errors.record(&tail.path, line.number, &e),
                 }
             }
         }
-        let replay_done = args.replay && !read_any;
-        if replay_done {
-            // End of the recorded log: let the clock run past the reorder delay and the window.
-            replay_clock += (reorder + settings.window_secs as i64 + 1) * 1000;
-        }
-        let now_ms = clock(replay_clock);
+        let now_ms = wall_ms();
         let now = now_ms.div_euclid(1000);
         dirty |= handle(
             live.tick(now_ms),
@@ -275,9 +248,6 @@ pub fn run(args: FollowArgs, config: ConfigFile) -> Result<(), Failure> {
             audit.as_mut(),
             slack.as_mut(),
         );
-        if replay_done {
-            break;
-        }
         if let Some(dir) = &args.state {
             for ev in take_inbox(dir, &mut live) {
                 dirty = true;
@@ -298,7 +268,7 @@ pub fn run(args: FollowArgs, config: ConfigFile) -> Result<(), Failure> {
                 dirty = false;
             }
         }
-        if !read_any && !args.replay {
+        if !read_any {
             std::thread::sleep(POLL);
         }
     }
@@ -322,22 +292,85 @@ pub fn run(args: FollowArgs, config: ConfigFile) -> Result<(), Failure> {
         }
     }
     drop(pid_guard);
-    if args.replay {
-        let mut d = live.detector.clone();
-        d.finish();
-        let out = serde_json::json!({ "decisions": d.decisions() });
-        use std::io::Write;
-        let mut stdout = std::io::stdout().lock();
-        writeln!(
-            stdout,
-            "{}",
-            serde_json::to_string_pretty(&out).map_err(Failure::input)?
-        )?;
-    }
     eprintln!(
         "bouncer: stopped; {} active ban(s) saved",
         live.bans.active().len()
     );
+    Ok(())
+}
+
+/// `follow --replay`: recorded logs through the same ingest as `analyze` (time order, sorted when
+/// they are not) into the live core ([`Live`]) with a clock that follows log time. Touches
+/// nothing (no firewall, no Slack); the audit log, if asked for, gets the events of the pass
+/// that counts; prints the decisions as JSON.
+fn replay(args: FollowArgs, config: ConfigFile) -> Result<(), Failure> {
+    let settings = detect_settings(&args.detect, &config)?;
+    let ingest = Arc::new(ingest_options(&args.ingest, &config)?);
+    let fc = &config.follow;
+    let schedule = Schedule::parse(args.ban_schedule.as_deref().unwrap_or(&fc.ban_schedule))
+        .map_err(|e| Failure::usage(anyhow!("--ban-schedule: {e}")))?;
+    let decay = args.strike_decay_secs.unwrap_or(fc.strike_decay_secs);
+    let fresh = || {
+        Live::new(
+            Detector::new(settings.clone()),
+            BanBook::new(schedule.clone(), decay),
+            settings.window_secs as i64,
+        )
+    };
+    let sources: Vec<Source> = args.logs.iter().map(|p| Source::from_arg(p)).collect();
+    // The clock follows log time: a tick whenever log time moves to a new second.
+    let feed = |live: &mut Live, events: &mut Vec<(Event, i64)>, req: &Request| {
+        let ms = req.time * 1000;
+        let tick = live.detector.stats().last_time.is_none_or(|t| req.time > t);
+        live.push(req, ms);
+        if tick {
+            events.extend(live.tick(ms).into_iter().map(|e| (e, req.time)));
+        }
+    };
+    let (mut live, mut events) = (fresh(), Vec::new());
+    let progress = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut streams = Vec::new();
+    for src in &sources {
+        streams.push(
+            Stream::open(src, ingest.clone(), None, true, progress.clone(), None)
+                .map_err(Failure::input)?,
+        );
+    }
+    let mut merge = Merge { streams };
+    while let Some(req) = merge.next_request() {
+        feed(&mut live, &mut events, req);
+    }
+    if merge.streams.iter().any(|s| s.report.out_of_order > 0) {
+        // As analyze does: not in time order beyond the tolerance, so sort and start over.
+        (live, events) = (fresh(), Vec::new());
+        sorted_pass(&sources, &ingest, 512 << 20, |req| {
+            feed(&mut live, &mut events, req)
+        })
+        .context("sorting the input by time")
+        .map_err(Failure::input)?;
+    }
+    // The end of the recording: let the clock run past the last window.
+    if let Some(last) = live.detector.stats().last_time {
+        let end = last + settings.long_secs as i64 + 1;
+        events.extend(live.tick(end * 1000).into_iter().map(|e| (e, end)));
+    }
+    if let Some(p) = args.audit.as_ref().or(fc.audit.as_ref()) {
+        let mut audit = Audit::open(p)
+            .with_context(|| format!("{}: cannot open audit log", p.display()))
+            .map_err(Failure::input)?;
+        for (e, at) in &events {
+            audit.write(e, *at).map_err(Failure::input)?;
+        }
+    }
+    let mut d = live.detector.clone();
+    d.finish();
+    let out = serde_json::json!({ "decisions": d.decisions() });
+    use std::io::Write;
+    writeln!(
+        std::io::stdout().lock(),
+        "{}",
+        serde_json::to_string_pretty(&out).map_err(Failure::input)?
+    )?;
     Ok(())
 }
 

@@ -1,19 +1,19 @@
 //! The live half of detection, shared by `follow` and its replay mode: the same [`Detector`] as
 //! `analyze`, plus the ban schedule, driven by an injected **wall** clock.
 //!
-//! Live tails feed the detector directly: it checks a client after each request, so a flood is
-//! banned on the request that crosses the limit, and a line that arrives a little late is counted
-//! in its own second (see [`Ordering`]). A recorded log (`--replay`) goes through a reorder buffer
-//! with `analyze`'s release rule instead, so it decides exactly what `analyze` decides. While the
-//! log is quiet, log time is estimated as `newest log time + wall time since it arrived`, so a
-//! tick closes seconds and a site-wide alert never waits for the next request.
+//! Requests go to the detector as they arrive: it checks a client after each request, so a flood
+//! is banned on the request that crosses the limit, and a line that arrives up to the tolerance
+//! late is counted in its own second (older ones are counted as late, never re-timed). A
+//! recorded log (`--replay`) arrives in `analyze`'s order (the same ingest, sorted when needed),
+//! so it decides exactly what `analyze` decides. While the log is quiet, log time is estimated as
+//! `newest log time + wall time since it arrived`, so a tick closes seconds and a site-wide alert
+//! never waits for the next request.
 //!
 //! No I/O here: [`Live::tick`] returns [`Event`]s; `cmd::follow` turns them into firewall
 //! changes, Slack messages and audit lines.
 
 use super::bans::{ActiveBan, BanBook};
 use super::{Action, BaselineSnapshot, Decision, Detector};
-use crate::ingest::Reorder;
 use crate::parse::Request;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
@@ -49,24 +49,10 @@ pub enum UnbanReason {
     Manual,
 }
 
-/// How requests reach the detector.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Ordering {
-    /// Live tails: straight to the detector, which counts a line up to `secs` late in its own
-    /// second and leaves older ones out (counted as late). No delay: a flood is banned on the
-    /// request that crosses the limit.
-    Live { tolerance_secs: i64 },
-    /// A recorded log (`--replay`): through a reorder buffer with `analyze`'s release rule, so
-    /// the detector sees what `analyze` sees.
-    Replay { reorder_secs: i64 },
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Live {
     pub detector: Detector,
     pub bans: BanBook,
-    ordering: Ordering,
-    buffer: Reorder,
     /// Newest log time seen, and the wall time (milliseconds) it arrived.
     newest: Option<(i64, i64)>,
     /// Decisions already turned into events.
@@ -75,15 +61,12 @@ pub struct Live {
 }
 
 impl Live {
-    pub fn new(mut detector: Detector, bans: BanBook, ordering: Ordering) -> Live {
-        if let Ordering::Live { tolerance_secs } = ordering {
-            detector.set_tolerance(tolerance_secs);
-        }
+    /// `tolerance_secs`: how late a line may arrive and still count in its own second.
+    pub fn new(mut detector: Detector, bans: BanBook, tolerance_secs: i64) -> Live {
+        detector.set_tolerance(tolerance_secs);
         Live {
             detector,
             bans,
-            ordering,
-            buffer: Reorder::default(),
             newest: None,
             handled: 0,
             last_baselines: (None, None, false),
@@ -98,30 +81,11 @@ impl Live {
     }
 
     /// One request, at wall time `now_ms`.
-    pub fn push(&mut self, req: Request, now_ms: i64) {
+    pub fn push(&mut self, req: &Request, now_ms: i64) {
         if self.newest.is_none_or(|(log, _)| req.time > log) {
             self.newest = Some((req.time, now_ms));
         }
-        match self.ordering {
-            Ordering::Live { .. } => self.detector.observe(&req),
-            Ordering::Replay { .. } => {
-                self.buffer.push(req);
-                self.release(self.newest.map(|n| n.0));
-            }
-        }
-    }
-
-    fn release(&mut self, log_now: Option<i64>) {
-        let (Some(log_now), Ordering::Replay { reorder_secs }) = (log_now, self.ordering) else {
-            return;
-        };
-        while let Some(top) = self.buffer.peek_time() {
-            if top > log_now - reorder_secs {
-                break;
-            }
-            let req = self.buffer.pop().expect("peeked");
-            self.detector.observe(&req);
-        }
+        self.detector.observe(req);
     }
 
     /// A wall-clock tick at `now_ms`: close the seconds the log has left behind, expire bans,
@@ -129,12 +93,7 @@ impl Live {
     pub fn tick(&mut self, now_ms: i64) -> Vec<Event> {
         let now = now_ms.div_euclid(1000);
         if let Some(log_now) = self.log_now(now_ms) {
-            self.release(Some(log_now));
-            let delay = match self.ordering {
-                Ordering::Live { .. } => 0,
-                Ordering::Replay { reorder_secs } => reorder_secs,
-            };
-            self.detector.advance_to(log_now - delay);
+            self.detector.advance_to(log_now);
         }
         let mut events = Vec::new();
         for d in &self.detector.decisions()[self.handled..] {
@@ -177,13 +136,6 @@ impl Live {
         events
     }
 
-    /// Everything still in the reorder buffer goes to the detector (end of a replay).
-    pub fn drain(&mut self) {
-        while let Some(req) = self.buffer.pop() {
-            self.detector.observe(&req);
-        }
-    }
-
     /// A manual unban (`bouncer unban`).
     pub fn unban(&mut self, ip: &IpAddr) -> Option<Event> {
         let ban = self.bans.unban(ip)?;
@@ -208,11 +160,6 @@ impl Live {
             })
             .collect()
     }
-
-    /// Requests waiting in the reorder buffer.
-    pub fn pending(&self) -> usize {
-        self.buffer.len()
-    }
 }
 
 #[cfg(test)]
@@ -221,7 +168,7 @@ mod tests {
     use super::super::DetectSettings;
     use super::*;
 
-    const LIVE: Ordering = Ordering::Live { tolerance_secs: 60 };
+    const LIVE: i64 = 60;
 
     fn req(ip: &str, t: i64) -> Request {
         Request::new(ip.parse().unwrap(), t, "GET", "/", 200, 0, "")
@@ -249,7 +196,7 @@ mod tests {
         for t in t0..t0 + 180 {
             for c in 0..10 {
                 if (t + c) % 10 == 0 {
-                    l.push(req(&format!("198.51.100.{c}"), t), ms(t));
+                    l.push(&req(&format!("198.51.100.{c}"), t), ms(t));
                 }
             }
             l.tick(ms(t));
@@ -276,7 +223,7 @@ mod tests {
         for t in t0..t0 + 600 {
             for c in 0..10 {
                 if (t + c) % 5 == 0 {
-                    l.push(req(&format!("198.51.100.{c}"), t), ms(t));
+                    l.push(&req(&format!("198.51.100.{c}"), t), ms(t));
                 }
             }
             for e in l.tick(ms(t)) {
@@ -307,7 +254,7 @@ mod tests {
         // 100 requests a second, arriving 10 ms apart; a tick every 200 ms.
         for i in 0..300i64 {
             let now = ms(flood_at) + i * 10;
-            l.push(req("203.0.113.9", flood_at + i / 100), now);
+            l.push(&req("203.0.113.9", flood_at + i / 100), now);
             if i % 20 == 19 {
                 for e in l.tick(now) {
                     if let Event::Ban { ip, ban, decision } = e {
@@ -343,7 +290,7 @@ mod tests {
         // A new flood after the ban is a new episode with strike 2.
         let again = banned_at + 20;
         for _ in 0..100 {
-            l.push(req("203.0.113.9", again), ms(again));
+            l.push(&req("203.0.113.9", again), ms(again));
         }
         let strike2 = l.tick(ms(again)).into_iter().find_map(|e| match e {
             Event::Ban { ban, .. } => Some(ban),
@@ -366,12 +313,12 @@ mod tests {
         let mut bans = 0;
         // 100 requests in one second, then stragglers every second until the 10 s ban ends.
         for _ in 0..100 {
-            l.push(req("203.0.113.9", now), ms(now));
+            l.push(&req("203.0.113.9", now), ms(now));
         }
         while now < t0 + 180 + 14 {
             now += 1;
             for _ in 0..5 {
-                l.push(req("203.0.113.9", now), ms(now));
+                l.push(&req("203.0.113.9", now), ms(now));
             }
             for e in l.tick(ms(now)) {
                 bans += matches!(e, Event::Ban { .. }) as u32;

@@ -10,6 +10,7 @@
 
 pub mod checkpoint;
 pub mod reader;
+pub mod sort;
 pub mod tail;
 
 use crate::parse::{self, Format, LineError, ParseOptions, Request};
@@ -60,6 +61,10 @@ pub struct FileReport {
     pub resumed_at: u64,
     /// Notes such as "rotated: read from the start".
     pub notes: Vec<String>,
+    /// Requests that arrived after a later second had already left the reorder buffer (more
+    /// than `reorder_secs` late): `analyze` then sorts the whole input.
+    #[serde(default)]
+    pub out_of_order: u64,
 }
 
 /// A request waiting in a reorder buffer, ordered by (time, arrival).
@@ -223,6 +228,8 @@ impl Reorder {
 pub enum Source {
     Stdin,
     File(PathBuf),
+    /// What was read from stdin, kept in a temporary file to read it again (sorting).
+    Spool(PathBuf),
 }
 
 impl Source {
@@ -236,7 +243,7 @@ impl Source {
 
     pub fn name(&self) -> String {
         match self {
-            Source::Stdin => "<stdin>".to_string(),
+            Source::Stdin | Source::Spool(_) => "<stdin>".to_string(),
             Source::File(p) => p.display().to_string(),
         }
     }
@@ -278,19 +285,27 @@ pub struct Stream {
 
 impl Stream {
     /// Open a source, detect gzip and format. `resume` = (byte offset, line number, pending
-    /// requests restored from a checkpoint).
+    /// requests restored from a checkpoint). With `spool`, what is read from stdin is also
+    /// written there, so it can be read again.
     pub fn open(
         source: &Source,
         opts: Arc<IngestOptions>,
         resume: Option<(u64, u64, Vec<Pending>)>,
         flush_at_end: bool,
         progress: Arc<AtomicU64>,
+        spool: Option<File>,
     ) -> Result<Stream, InputError> {
         let name = source.name();
         let (offset, line_no, pending) = resume.unwrap_or((0, 0, Vec::new()));
         let raw: Box<dyn Read + Send> = match source {
-            Source::Stdin => Box::new(io::stdin()),
-            Source::File(p) => {
+            Source::Stdin => match spool {
+                Some(file) => Box::new(Tee {
+                    inner: io::stdin(),
+                    spool: io::BufWriter::with_capacity(1 << 20, file),
+                }),
+                None => Box::new(io::stdin()),
+            },
+            Source::File(p) | Source::Spool(p) => {
                 let mut f = File::open(p).map_err(|e| InputError::Open {
                     path: name.clone(),
                     source: e,
@@ -345,6 +360,7 @@ impl Stream {
             reader: LineReader::new(decoded, opts.max_line_bytes, line_no, offset),
             format,
             reorder: Reorder::from_pending(pending),
+            released_upto: None,
             opts,
             // An archive is never appended to: nothing of it needs to wait for a next run.
             flush_at_end: flush_at_end || gzip,
@@ -463,6 +479,8 @@ struct Worker {
     format: Format,
     opts: Arc<IngestOptions>,
     reorder: Reorder,
+    /// Time of the last request released: an older one arriving now is out of order.
+    released_upto: Option<i64>,
     /// Release everything at the end (false in incremental runs: the tail waits for more lines).
     flush_at_end: bool,
     /// Raw bytes read, shared with the progress bar.
@@ -543,6 +561,9 @@ impl Worker {
             match result {
                 Ok(req) => {
                     self.report.requests += 1;
+                    if self.released_upto.is_some_and(|r| req.time < r) {
+                        self.report.out_of_order += 1;
+                    }
                     self.reorder.push(req);
                     self.release(&mut released, false);
                 }
@@ -581,8 +602,33 @@ impl Worker {
             if !(all || releasable || self.reorder.len() > MAX_PENDING) {
                 break;
             }
+            self.released_upto = Some(self.released_upto.map_or(top, |r| r.max(top)));
             out.extend(self.reorder.pop());
         }
+    }
+}
+
+/// A reader that also writes what it reads to a spool file. A spool that cannot be written is an
+/// input error: stdin could not be read again, so nothing is silently lost.
+struct Tee<R> {
+    inner: R,
+    spool: io::BufWriter<File>,
+}
+
+impl<R: Read> Read for Tee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        use std::io::Write;
+        self.spool.write_all(&buf[..n]).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot keep a copy of stdin to sort it: {e}"),
+            )
+        })?;
+        if n == 0 {
+            self.spool.flush()?;
+        }
+        Ok(n)
     }
 }
 

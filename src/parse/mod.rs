@@ -111,9 +111,15 @@ struct RequestRepr {
 
 impl From<RequestRepr> for Request {
     fn from(r: RequestRepr) -> Request {
-        let mut req = Request::new(r.ip, r.time, "", &r.path, r.status, r.bytes, &r.user_agent);
-        req.class = r.class;
-        req
+        Request::with_class(
+            r.ip,
+            r.time,
+            &r.path,
+            r.status,
+            r.bytes,
+            &r.user_agent,
+            r.class,
+        )
     }
 }
 
@@ -167,6 +173,21 @@ impl Request {
             agent_hash: key_hash(u),
             class: Class::of(method, p, status),
         }
+    }
+
+    /// A request whose class is already known (read back from a checkpoint or a sort run).
+    pub fn with_class(
+        ip: IpAddr,
+        time: i64,
+        path: &str,
+        status: u16,
+        bytes: u64,
+        user_agent: &str,
+        class: Class,
+    ) -> Request {
+        let mut req = Request::new(ip, time, "", path, status, bytes, user_agent);
+        req.class = class;
+        req
     }
 
     pub fn class(&self) -> Class {
