@@ -293,7 +293,7 @@ mod tests {
 
     fn req(i: u32, t: i64) -> Request {
         let ip = IpAddr::from([203, 0, 113, (i % 7) as u8]);
-        let method = if i % 5 == 0 { "HEAD" } else { "GET" };
+        let method = if i.is_multiple_of(5) { "HEAD" } else { "GET" };
         Request::new(
             ip,
             t,
