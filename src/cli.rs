@@ -176,7 +176,7 @@ pub struct DetectArgs {
     /// No decisions during the first SECS of log time [default: 120]
     #[arg(long, value_name = "SECS")]
     pub warmup_secs: Option<u32>,
-    /// Ban above this multiple of the learned level (the busiest normal clients) [default: 5]
+    /// Ban above this multiple of the learned level (the busiest normal clients) [default: 6]
     #[arg(long, value_name = "X")]
     pub multiplier_threshold: Option<f64>,
     /// …and, for a client with a history, above this z-score against its own usual load
@@ -189,16 +189,17 @@ pub struct DetectArgs {
     /// Thresholds are multiplied by this during an error surge [default: 0.7]
     #[arg(long, value_name = "FACTOR")]
     pub error_surge_factor: Option<f64>,
-    /// Safety-net limit of the short window, whatever was learned [default: 60]
+    /// Safety-net limit of the short window, whatever was learned [default: 20]
     #[arg(long, value_name = "LOAD")]
     pub short_floor: Option<f64>,
-    /// Safety-net limit of the minute window [default: 120]
+    /// Safety-net limit of the minute window [default: 40]
     #[arg(long, value_name = "LOAD")]
     pub minute_floor: Option<f64>,
-    /// Safety-net limit of the long window [default: 150]
+    /// Safety-net limit of the long window [default: 60]
     #[arg(long, value_name = "LOAD")]
     pub long_floor: Option<f64>,
-    /// Fewer client-hours than this: only the floors apply [default: 50]
+    /// Until the baseline holds this many client-hours, the limits are the floors × 3
+    /// [default: 300]
     #[arg(long, value_name = "N")]
     pub min_clients: Option<u64>,
     /// No site-wide alert below this many requests per minute window [default: 200]

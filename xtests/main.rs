@@ -6,6 +6,7 @@ mod analyze;
 mod bad_input;
 mod cli;
 mod common;
+mod eval;
 mod firewall;
 mod follow;
 mod follow_e2e;

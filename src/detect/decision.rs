@@ -28,6 +28,9 @@ pub enum Rule {
     ErrorSurge,
     /// Many user agents and no errors behind one address: limits scaled by √agents.
     Crowd,
+    /// Many distinct pages in the long window (crawling, scanning): the long window applies
+    /// without an error surge.
+    Breadth,
     /// Site-wide load above `global_multiplier_threshold` × its median…
     GlobalMultiplier,
     /// …and `global_z_threshold` robust standard deviations above it.
@@ -41,6 +44,7 @@ impl Rule {
             Rule::Zscore => "zscore",
             Rule::ErrorSurge => "error_surge",
             Rule::Crowd => "crowd",
+            Rule::Breadth => "breadth",
             Rule::GlobalMultiplier => "global_multiplier",
             Rule::GlobalZscore => "global_zscore",
         }
@@ -61,7 +65,7 @@ pub enum Window {
     Short,
     /// `window_secs` (60 s): scrapers, brute force, fast scans.
     Minute,
-    /// `long_secs` (600 s): low-and-slow scanning (only with an error surge).
+    /// `long_secs` (600 s): low-and-slow scanning (only with an error surge or breadth).
     Long,
 }
 

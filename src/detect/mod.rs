@@ -11,12 +11,15 @@
 //! load_W   = pages + asset_weight × assets          (an asset is a tenth of a page)
 //! errors_W = page errors (4xx/5xx on pages), none if all are 404s on < scan_min_paths paths
 //! level_W  = quantile(0.99) over client-hours of the clients' busiest W load (learned, polars)
-//! base_W   = max(floor_W, multiplier_threshold × level_W)    (floor only below min_clients)
+//! base_W   = max(floor_W, multiplier_threshold × level_W)
+//!            (fewer than min_clients client-hours: floor_W × untrained_factor)
 //! surge    = page-error share in W ≥ error_surge_ratio × max(site error share, floor)
 //! k        = error_surge_factor if surge else 1
 //! crowd    = √min(agents, 64) if ≥ crowd_min_agents agents (seen twice in the long window)
 //!            and ≤ crowd_max_error_share page errors there, else 1
-//! multiplier fires ⇔ load_W > base_W × k × crowd      (long: only with a surge, no crowd)
+//! breadth  = distinct pages in the long window ≥ breadth_min_paths (crawling, scanning)
+//! multiplier fires ⇔ load_W > base_W × k × crowd      (long: only with a surge or breadth,
+//!                                                       no crowd)
 //! zscore fires     ⇔ no own history, or history with errors, or
 //!                    (load per minute − own mean) / max(own std, √own mean, 1) > k × z_threshold
 //! ban              ⇔ multiplier ∧ zscore, on the first window (short, minute, long) where both fire
@@ -51,7 +54,7 @@ pub use settings::DetectSettings;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
 use top::{StatusCounts, TopK};
-use window::{Buckets, Counts, Recent};
+use window::{Buckets, Counts, Distinct, Recent};
 
 /// Periods of context kept per IP (its own history, and the plot before a ban).
 const RECENT_PERIODS: usize = 30;
@@ -162,9 +165,10 @@ struct IpState {
     /// Per-second buckets over the minute window, per-10-s buckets over the long window.
     secs: Buckets,
     slots: Buckets,
-    /// User agents and page-error paths seen in the long window.
+    /// User agents, page-error paths and distinct page paths in the long window.
     agents_seen: Recent,
     error_paths: Recent,
+    page_paths: Distinct,
     /// Its busiest windows in hour `hour` (baseline input), and the hour of its last ban.
     hour: i64,
     peaks: Peaks,
@@ -192,6 +196,7 @@ impl IpState {
             slots: Buckets::default(),
             agents_seen: Recent::default(),
             error_paths: Recent::default(),
+            page_paths: Distinct::default(),
             hour: i64::MIN,
             peaks: [0.0; 3],
             banned_hour: i64::MIN,
@@ -269,7 +274,8 @@ impl Detector {
             settings.short_floor,
             settings.minute_floor,
             settings.long_floor,
-        ];
+        ]
+        .map(|f| f * settings.untrained_factor);
         let tolerance = settings.window_secs as i64;
         Detector {
             quick: floors.map(|f| f * settings.error_surge_factor),
@@ -344,6 +350,7 @@ impl Detector {
             st.slots = Buckets::default();
             st.agents_seen = Recent::default();
             st.error_paths = Recent::default();
+            st.page_paths = Distinct::default();
         }
     }
 
@@ -382,8 +389,14 @@ impl Detector {
         })
     }
 
+    /// The floors in force: the safety net once levels are learned, and the floors ×
+    /// `untrained_factor` until then (a site with too few clients yet gets cautious limits).
     fn floors(&self) -> [f64; 3] {
-        [self.s.short_floor, self.s.minute_floor, self.s.long_floor]
+        let k = match self.learned[0] {
+            Some(_) => 1.0,
+            None => self.s.untrained_factor,
+        };
+        [self.s.short_floor, self.s.minute_floor, self.s.long_floor].map(|f| f * k)
     }
 
     fn decided_by(&self, w: usize) -> DecidedBy {
@@ -426,8 +439,14 @@ impl Detector {
         if st.secs.add(t, &c) || t < now {
             st.secs.evict(now - w);
         }
-        if st.slots.add(t.div_euclid(SLOT_SECS), &c) || t < now {
-            st.slots.evict((now - long).div_euclid(SLOT_SECS));
+        let slot = t.div_euclid(SLOT_SECS);
+        if st.slots.add(slot, &c) || t < now {
+            let oldest = (now - long).div_euclid(SLOT_SECS);
+            st.slots.evict(oldest);
+            st.page_paths.evict(oldest);
+        }
+        if c.pages > 0 {
+            st.page_paths.add(slot, req.path_hash());
         }
         st.agents_seen.add(req.agent_hash(), t, AGENTS_CAP);
         if c.errors > 0 {
@@ -639,13 +658,13 @@ impl Detector {
             self.levels = self.learner.client_levels(t, &open, span);
             self.levels_hour = hourly.then_some(hour);
         }
-        let floors = self.floors();
         let enough = self.levels.is_some_and(|l| l.clients >= self.s.min_clients);
         let (m, factor) = (self.s.multiplier_threshold, self.s.error_surge_factor);
         self.learned = std::array::from_fn(|w| match self.levels {
             Some(l) if enough => Some(m * l.high[w]),
             _ => None,
         });
+        let floors = self.floors();
         self.limits =
             std::array::from_fn(|w| self.learned[w].map_or(floors[w], |l| l.max(floors[w])));
         self.quick = self.limits.map(|l| l * factor);
@@ -709,14 +728,16 @@ impl Detector {
             1.0
         };
         let history = own_history(st, now, s);
+        let breadth = st.page_paths.estimate();
+        let wide = breadth >= s.breadth_min_paths as f64;
         let secs = [s.short_secs, s.window_secs, s.long_secs];
         #[allow(clippy::needless_range_loop)] // w indexes five parallel arrays
         for w in 0..3 {
             let counts = m.counts[w];
             let share = counts.error_share();
             let surge = counts.pages > 0 && share >= surge_share;
-            if w == LONG && !surge {
-                continue; // the long window speaks only through an error surge
+            if w == LONG && !surge && !wide {
+                continue; // the long window speaks through an error surge or breadth only
             }
             let k = if surge { s.error_surge_factor } else { 1.0 };
             let crowd_k = if w == LONG { 1.0 } else { crowd_factor };
@@ -727,8 +748,10 @@ impl Detector {
             let per_min = counts.load(s.asset_weight) * 60.0 / secs[w] as f64;
             let z = history.map(|h| (per_min - h.mean) / h.std);
             let z_limit = k * s.z_threshold;
+            // Credit for being steady goes to clients that keep to a few pages (pollers,
+            // monitors, apps): one that crawls many pages gets none.
             let z_fired = match (history, z) {
-                (Some(h), Some(z)) if h.clean => z > z_limit,
+                (Some(h), Some(z)) if h.clean && !wide => z > z_limit,
                 _ => true,
             };
             if !z_fired {
@@ -779,6 +802,9 @@ impl Detector {
             });
             let z_note = match (history, z) {
                 (None, _) => "no own history (new or occasional client)".to_string(),
+                (Some(_), _) if wide => format!(
+                    "about {breadth:.0} distinct pages: a crawler gets no credit for being steady"
+                ),
                 (Some(h), _) if !h.clean => format!(
                     "own history has {:.0}% page errors: no credit for being steady",
                     h.error_share * 100.0
@@ -789,7 +815,7 @@ impl Detector {
                 ),
                 (Some(_), None) => unreachable!("z is computed with a history"),
             };
-            if history.is_some_and(|h| h.clean) {
+            if history.is_some_and(|h| h.clean) && !wide {
                 rules.push(Rule::Zscore);
             }
             checks.push(Check {
@@ -815,6 +841,21 @@ impl Detector {
             });
             if surge {
                 rules.push(Rule::ErrorSurge);
+            }
+            if w == LONG {
+                checks.push(Check {
+                    rule: Rule::Breadth,
+                    value: breadth,
+                    limit: s.breadth_min_paths as f64,
+                    fired: wide,
+                    note: format!(
+                        "about {breadth:.0} distinct pages in {} s (crawling or scanning from {})",
+                        s.long_secs, s.breadth_min_paths
+                    ),
+                });
+                if wide {
+                    rules.push(Rule::Breadth);
+                }
             }
             if w != LONG {
                 checks.push(Check {
@@ -850,8 +891,11 @@ impl Detector {
                 [
                     surge.then(|| format!(" × {} error surge", s.error_surge_factor)),
                     (crowd_k > 1.0).then(|| format!(" × √{} crowd", agents.min(s.crowd_max_agents))),
+                    (w == LONG && wide && !surge).then(|| format!("; {breadth:.0} distinct pages")),
                     Some(match (history, z) {
-                        (Some(h), Some(z)) if h.clean => format!("; z {z:.1} vs its own history"),
+                        (Some(h), Some(z)) if h.clean && !wide => {
+                            format!("; z {z:.1} vs its own history")
+                        }
                         (Some(_), _) => "; history with errors".to_string(),
                         _ => "; no own history".to_string(),
                     }),

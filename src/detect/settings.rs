@@ -45,16 +45,22 @@ pub struct DetectSettings {
     pub crowd_max_error_share: f64,
     /// At most this many agents count toward a crowd (√64 = 8× the limit).
     pub crowd_max_agents: u32,
+    /// A client requesting at least this many distinct pages in the long window is crawling or
+    /// scanning (people read a dozen; scanners hundreds): the long window applies to it without
+    /// an error surge. A poller hitting a few pages over and over is not.
+    pub breadth_min_paths: u32,
     /// Repeated 404s on fewer than this many distinct paths are a broken link or a monitor, not a
     /// probe: they do not count as errors.
     pub scan_min_paths: u32,
-    /// Safety net: the limits are never below these loads, whatever was learned (a tiny site has
-    /// too few clients to learn from).
+    /// Safety net: the limits are never below these loads, whatever was learned.
     pub short_floor: f64,
     pub minute_floor: f64,
     pub long_floor: f64,
-    /// Fewer client-hours than this in the baseline: only the floors apply.
+    /// Until the baseline holds `min_clients` client-hours (a tiny site, or the first minutes of
+    /// `follow`), the limits are the floors × `untrained_factor`: cautious, since nothing says
+    /// yet what this site's clients do.
     pub min_clients: u64,
+    pub untrained_factor: f64,
     /// Recent log time the per-client levels cover (pooled with the same hour on previous days).
     pub baseline_secs: u32,
     /// Recent log time the site's levels cover (pooled with the same hour on previous days).
@@ -96,7 +102,7 @@ impl Default for DetectSettings {
             long_secs: 600,
             asset_weight: 0.1,
             quantile: 0.99,
-            multiplier_threshold: 5.0,
+            multiplier_threshold: 6.0,
             z_threshold: 3.0,
             history_min_minutes: 5,
             error_surge_ratio: 3.0,
@@ -105,11 +111,13 @@ impl Default for DetectSettings {
             crowd_min_agents: 3,
             crowd_max_error_share: 0.05,
             crowd_max_agents: 64,
+            breadth_min_paths: 100,
             scan_min_paths: 3,
-            short_floor: 60.0,
-            minute_floor: 120.0,
-            long_floor: 150.0,
-            min_clients: 50,
+            short_floor: 20.0,
+            minute_floor: 40.0,
+            long_floor: 60.0,
+            min_clients: 300,
+            untrained_factor: 3.0,
             baseline_secs: 86_400,
             site_baseline_secs: 3600,
             recompute_secs: 300,
@@ -145,6 +153,7 @@ impl DetectSettings {
             ("short_floor", self.short_floor),
             ("minute_floor", self.minute_floor),
             ("long_floor", self.long_floor),
+            ("untrained_factor", self.untrained_factor),
             (
                 "global_multiplier_threshold",
                 self.global_multiplier_threshold,

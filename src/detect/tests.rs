@@ -89,10 +89,20 @@ fn pages(d: &mut Detector, ip: &str, from: i64, secs: i64, n: i64, status: u16, 
 }
 
 #[test]
+fn until_enough_clients_are_seen_the_limits_are_cautious() {
+    let mut d = Detector::new(settings());
+    background(&mut d, T0, 5, 20);
+    let lim = d.limits();
+    assert!(lim.iter().all(|l| l.learned.is_none()), "{lim:?}");
+    let limits: Vec<f64> = lim.iter().map(|l| l.limit).collect();
+    assert_eq!(limits, [60.0, 120.0, 180.0], "the floors × 3");
+}
+
+#[test]
 fn a_flood_is_banned_on_the_request_that_crosses_the_short_limit() {
     let mut d = Detector::new(settings());
     background(&mut d, T0, 5, 20);
-    // 100 requests in one second: the short floor (60) is crossed by the 61st.
+    // 100 requests in one second: the short limit (60, untrained) is crossed by the 61st.
     for _ in 0..100 {
         d.observe(&req("203.0.113.66", T0 + 300, 200));
     }
@@ -131,16 +141,17 @@ fn learned_limits_decide_once_there_are_enough_clients() {
     let mut d = Detector::new(settings());
     background(&mut d, T0, 70, 300); // more than an hour of 300 clients
     let lim = d.limits();
-    // Busiest minute of a client: 4 pages + 10 assets = 5.0 → level 5 → learned 25, below the
-    // floors (60, 120); ten visits in the long window: level 50 → learned 250 > 150.
+    // Busiest 10 s and minute of a client: 4 pages + 10 assets = 5.0 → level 5 → learned 30:
+    // above the short floor (20), below the minute floor (40); ten visits in the long window:
+    // level 50 → learned 300 > 60.
     assert!(lim.iter().all(|l| l.learned.is_some()), "{lim:?}");
     let by: Vec<_> = lim.iter().map(|l| l.decided_by).collect();
     assert_eq!(
         by,
-        [DecidedBy::Floor, DecidedBy::Floor, DecidedBy::Learned],
+        [DecidedBy::Learned, DecidedBy::Floor, DecidedBy::Learned],
         "{lim:?}"
     );
-    assert!((lim[2].limit - 250.0).abs() < 1e-6, "{lim:?}");
+    assert!((lim[2].limit - 300.0).abs() < 1e-6, "{lim:?}");
     // With lower floors the learned limits decide, and a ban says so.
     let mut d = Detector::new(DetectSettings {
         short_floor: 5.0,
@@ -150,12 +161,12 @@ fn learned_limits_decide_once_there_are_enough_clients() {
     background(&mut d, T0, 70, 300);
     assert_eq!(d.limits()[1].decided_by, DecidedBy::Learned);
     assert!(
-        (d.limits()[1].limit - 25.0).abs() < 1e-6,
+        (d.limits()[1].limit - 30.0).abs() < 1e-6,
         "{:?}",
         d.limits()
     );
     pages(&mut d, "203.0.113.1", T0 + 4200, 60, 40, 200, "bot");
-    let b = ban_of(&d, "203.0.113.1").expect("40 pages a minute against a learned 25");
+    let b = ban_of(&d, "203.0.113.1").expect("40 pages a minute against a learned 30");
     assert_eq!(
         (b.decided_by, b.window),
         (DecidedBy::Learned, Window::Minute)
@@ -195,7 +206,7 @@ fn a_page_view_with_its_assets_is_one_visit_not_a_flood() {
 
 #[test]
 fn error_surge_tightens_thresholds_to_70_percent() {
-    // 50 page requests in 10 s: below the short floor 60, above 0.7 × 60 = 42.
+    // 50 page requests in 10 s: below the short limit 60, above 0.7 × 60 = 42.
     for (status, banned) in [(200, false), (404, true)] {
         let mut d = Detector::new(settings());
         background(&mut d, T0, 5, 20);
@@ -210,7 +221,7 @@ fn error_surge_tightens_thresholds_to_70_percent() {
             let b = &d.decisions()[0];
             assert!(b.rules.contains(&Rule::ErrorSurge));
             assert!((b.limit - 42.0).abs() < 1e-9, "{}", b.limit);
-            assert!((b.multiplier_threshold - 3.5).abs() < 1e-9);
+            assert!((b.multiplier_threshold - 4.2).abs() < 1e-9, "6 × 0.7");
             assert!((b.z_threshold - 2.1).abs() < 1e-9);
         }
     }
@@ -221,7 +232,7 @@ fn low_and_slow_scanning_is_caught_by_the_long_window() {
     let mut d = Detector::new(settings());
     background(&mut d, T0, 5, 20);
     // 60 requests a minute for 10 minutes, half of them 404s on distinct paths: never above
-    // the short or minute limits, a surge over the long window (150 × 0.7 = 105).
+    // the short or minute limits, a surge over the long window (180 × 0.7 = 126).
     let ip = "203.0.113.40";
     for i in 0..600 {
         let t = T0 + 300 + i;
@@ -309,11 +320,12 @@ fn a_crowd_behind_one_address_is_not_one_client_but_a_rotating_bot_is() {
 
 #[test]
 fn a_steady_client_is_not_banned_for_being_steady_but_a_jump_is() {
-    // With a low minute floor, a client polling at 50/min for an hour is above the limit from
+    // With a low minute limit, a client polling at 50/min for an hour is above the limit from
     // some point on (the limit is 40), but its own history says this is what it does.
     let s = DetectSettings {
         minute_floor: 40.0,
         short_floor: 40.0,
+        untrained_factor: 1.0,
         ..settings()
     };
     let mut d = Detector::new(s);
@@ -521,7 +533,10 @@ fn timeline_and_banned_ip_series_for_the_report() {
         tl.iter().map(|p| p.requests as u64).sum::<u64>(),
         d.stats().requests
     );
-    assert_eq!(tl[10].ip_mean, 120.0, "the minute limit in force (floor)");
+    assert_eq!(
+        tl[10].ip_mean, 120.0,
+        "the minute limit in force (untrained floor)"
+    );
     let series = d.ip_series(&"203.0.113.7".parse().unwrap()).unwrap();
     assert_eq!(series.iter().map(|p| p.requests).sum::<u32>(), 300);
     assert!(d.ip_series(&"198.51.100.1".parse().unwrap()).is_none());

@@ -737,6 +737,7 @@ fn rule_label(r: &Rule) -> &'static str {
         Rule::Multiplier | Rule::GlobalMultiplier => "multiplier",
         Rule::ErrorSurge => "error surge",
         Rule::Crowd => "crowd",
+        Rule::Breadth => "breadth",
     }
 }
 
