@@ -264,6 +264,12 @@ pub struct FollowArgs {
     #[arg(long, value_name = "SECS")]
     pub strike_decay_secs: Option<u64>,
 
+    /// Treat everything in bouncer's set or chain as bouncer's: remove any entry it does not
+    /// want banned (bans of an earlier run without --state, `bans.ipset` loads, entries added by
+    /// hand). Without it, only entries this follow added are ever removed.
+    #[arg(long)]
+    pub own_set: bool,
+
     /// Check the kernel's ban set this often and repair it [default: 5]
     #[arg(long, value_name = "SECS")]
     pub reconcile_secs: Option<u64>,
