@@ -1157,3 +1157,92 @@ fn follow_adopts_sets_an_older_bouncer_made_and_refuses_foreign_ones() {
         "{out:?}"
     );
 }
+
+/// The summary's apply block: (label, commands) in order, labels without the colon.
+fn summary_apply(stdout: &str) -> Vec<(String, Vec<String>)> {
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for line in stdout.lines() {
+        if line.starts_with("apply (") || line.starts_with("   or (") {
+            let (label, cmd) = line.split_at(18);
+            groups.push((label.trim().trim_end_matches(':').into(), vec![cmd.into()]));
+        } else if let (Some(g), true) = (groups.last_mut(), line.starts_with(&" ".repeat(18))) {
+            g.1.push(line[18..].into());
+        } else if !groups.is_empty() {
+            break;
+        }
+    }
+    groups
+}
+
+#[test]
+fn analyze_summary_apply_commands_ban_both_families() {
+    // Regression (issue 12, 20): the summary's `apply:` line had no hook line and nothing for
+    // IPv6, so following it left IPv6 bans (and, without README, every ban) unenforced.
+    let Some(ns) = Netns::new_or_skip(&["ipset", "iptables-restore", "ip6tables-restore", "nft"])
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    // mixture.log with one flooder moved to IPv6.
+    let v6 = "2001:db8::162";
+    let log = dir.path().join("mixture-v6.log");
+    let text = std::fs::read_to_string(manifest("fixtures/mixture.log")).expect("fixture");
+    std::fs::write(&log, text.replace("192.236.195.162 ", &format!("{v6} "))).expect("write");
+    let out = dir.path().join("out dir");
+    let r = run_with_timeout(
+        Command::new(bouncer_bin())
+            .args(["analyze", "--no-report", "--out"])
+            .arg(&out)
+            .arg(&log),
+        None,
+        CMD_TIMEOUT,
+    );
+    let stdout = String::from_utf8_lossy(&r.stdout);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let groups = summary_apply(&stdout);
+    let labels: Vec<&str> = groups.iter().map(|g| g.0.as_str()).collect();
+    assert_eq!(
+        labels,
+        ["apply (iptables)", "or (ipset)", "or (nft)"],
+        "{stdout}"
+    );
+    let all = stdout.to_string();
+    assert!(
+        all.contains("ip6tables -C INPUT -j BOUNCER 2>/dev/null || ip6tables -I INPUT -j BOUNCER")
+    );
+    assert!(all.contains("--match-set bouncer6 src -j DROP"), "{stdout}");
+    let v4 = MIXTURE_BANS[0];
+    // Run each way exactly as printed (the shell is the operator's; the text is bouncer's).
+    for (label, commands) in &groups {
+        for cmd in commands {
+            let r = ns.run(&["sh", "-c", cmd]);
+            assert!(
+                r.status.success(),
+                "{label}: {cmd}: {}",
+                String::from_utf8_lossy(&r.stderr)
+            );
+        }
+        let (dropped4, dropped6) = match label.as_str() {
+            "apply (iptables)" => (
+                in_kernel(&ns, "iptables", v4)
+                    && ns.ok(&["iptables", "-S", "INPUT"]).contains("-j BOUNCER"),
+                in_kernel(&ns, "iptables", v6)
+                    && ns.ok(&["ip6tables", "-S", "INPUT"]).contains("-j BOUNCER"),
+            ),
+            "or (ipset)" => (
+                in_kernel(&ns, "ipset", v4)
+                    && ns.ok(&["iptables", "-S", "INPUT"]).contains("bouncer4"),
+                in_kernel(&ns, "ipset", v6)
+                    && ns.ok(&["ip6tables", "-S", "INPUT"]).contains("bouncer6"),
+            ),
+            _ => {
+                let rules = ns.ok(&["nft", "list", "ruleset"]);
+                (rules.contains(v4), rules.contains(v6))
+            }
+        };
+        assert!(
+            dropped4 && dropped6,
+            "{label}: v4 {dropped4}, v6 {dropped6}"
+        );
+    }
+}

@@ -189,6 +189,66 @@ pub fn ipset_set_name(o: &RulesetOptions, v6: bool) -> String {
     }
 }
 
+/// The commands that load the ban lists written in `dir` (README's "Applying the ban lists"),
+/// one list per way: iptables (restore + the hook line, per family), ipset (restore + one match
+/// rule per family), nft. IPv6 lines only with `v6` (there are IPv6 bans). `dir` is a path as
+/// the user gave it; `""` means the current directory. Paths are shell-quoted.
+pub fn apply_commands(o: &RulesetOptions, dir: &str, v6: bool) -> ApplyCommands {
+    let file = |name: &str| {
+        if dir.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{}/{name}", shell_quote(dir.trim_end_matches('/')))
+        }
+    };
+    // `-C … || -I …`: add the rule only if it is missing, so a re-run adds nothing.
+    let once = |bin: &str, spec: Vec<String>| {
+        let spec = spec.join(" ");
+        format!("{bin} -C {spec} 2>/dev/null || {bin} -I {spec}")
+    };
+    let mut iptables = vec![
+        format!("iptables-restore --noflush < {}", file("bans.rules")),
+        once("iptables", hook_rule(o)),
+    ];
+    let mut ipset = vec![
+        format!("ipset restore < {}", file("bans.ipset")),
+        once("iptables", ipset_match_rule(o, false)),
+    ];
+    if v6 {
+        iptables.push(format!(
+            "ip6tables-restore --noflush < {}",
+            file("bans6.rules")
+        ));
+        iptables.push(once("ip6tables", hook_rule(o)));
+        ipset.push(once("ip6tables", ipset_match_rule(o, true)));
+    }
+    ApplyCommands {
+        iptables,
+        ipset,
+        nft: vec![format!("nft -f {}", file("bans.nft"))],
+    }
+}
+
+/// See [`apply_commands`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplyCommands {
+    pub iptables: Vec<String>,
+    pub ipset: Vec<String>,
+    pub nft: Vec<String>,
+}
+
+/// `s` as one shell word: unchanged when it is plain, else single-quoted.
+pub fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+,:@".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
 /// `iptables-restore --noflush` input with the IPv4 bans: declares and refills
 /// the ban chain only (see the module doc for the hook jump).
 pub fn iptables(bans: &[Ban], o: &RulesetOptions) -> String {
@@ -887,6 +947,48 @@ mod tests {
                 "DROP"
             ]
         );
+    }
+
+    #[test]
+    fn apply_commands_are_readmes() {
+        let o = RulesetOptions::default();
+        let c = apply_commands(&o, "out dir/", true);
+        assert_eq!(
+            c.iptables,
+            [
+                "iptables-restore --noflush < 'out dir'/bans.rules",
+                "iptables -C INPUT -j BOUNCER 2>/dev/null || iptables -I INPUT -j BOUNCER",
+                "ip6tables-restore --noflush < 'out dir'/bans6.rules",
+                "ip6tables -C INPUT -j BOUNCER 2>/dev/null || ip6tables -I INPUT -j BOUNCER",
+            ]
+        );
+        assert_eq!(
+            c.ipset,
+            [
+                "ipset restore < 'out dir'/bans.ipset",
+                "iptables -C INPUT -m set --match-set bouncer4 src -j DROP 2>/dev/null || \
+                 iptables -I INPUT -m set --match-set bouncer4 src -j DROP",
+                "ip6tables -C INPUT -m set --match-set bouncer6 src -j DROP 2>/dev/null || \
+                 ip6tables -I INPUT -m set --match-set bouncer6 src -j DROP",
+            ]
+        );
+        assert_eq!(c.nft, ["nft -f 'out dir'/bans.nft"]);
+        let docker = RulesetOptions {
+            hook_chain: "DOCKER-USER".into(),
+            ..o
+        };
+        let c = apply_commands(&docker, "", false);
+        assert_eq!(c.iptables.len(), 2, "no IPv6 lines without IPv6 bans");
+        assert_eq!(c.iptables[0], "iptables-restore --noflush < bans.rules");
+        assert!(c.ipset[1].starts_with("iptables -C DOCKER-USER -m set --match-set bouncer4"));
+        // Every command README shows is one of them.
+        let readme = include_str!("../../README.md");
+        let all = apply_commands(&RulesetOptions::default(), "bouncer-out", true);
+        for cmd in all.iptables.iter().chain(&all.ipset).chain(&all.nft) {
+            assert!(readme.contains(cmd.as_str()), "README lacks {cmd}");
+        }
+        assert_eq!(shell_quote("bouncer-out"), "bouncer-out");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
     }
 
     #[test]
