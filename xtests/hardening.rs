@@ -1,0 +1,59 @@
+//! Regression tests for the hardening items of issue 12 that need the real binary but no
+//! firewall: file modes under a strict umask, secrets kept out of config errors, edge values on
+//! the command line. (Firewall and namespace cases are in firewall.rs.)
+//!
+//! `BOUNCER_E2E_BIN=PATH` runs them against another build.
+
+use crate::common::*;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+fn bin() -> Command {
+    match std::env::var_os("BOUNCER_E2E_BIN") {
+        Some(p) => Command::new(p),
+        None => bouncer(),
+    }
+}
+
+/// Permission bits of every file under `dir`, by path.
+fn modes(dir: &Path) -> Vec<(String, u32)> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let m = e.metadata().unwrap();
+        if m.is_dir() {
+            v.extend(modes(&e.path()));
+        } else {
+            v.push((
+                e.path().display().to_string(),
+                m.permissions().mode() & 0o777,
+            ));
+        }
+    }
+    v
+}
+
+#[test]
+fn outputs_and_state_respect_a_strict_umask() {
+    // Regression (issue 12, 15): write_atomic forced 0644 on everything under `umask 077`,
+    // including state.json and decisions.json (who was banned and why).
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let state = dir.path().join("state");
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", "umask 077 && exec \"$@\"", "sh"])
+        .arg(bin().get_program())
+        .args(["analyze", "-q", "--out"])
+        .arg(&out)
+        .arg("--state")
+        .arg(&state)
+        .arg(fixture("mixture.log"));
+    let r = run(&mut cmd);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let files: Vec<(String, u32)> = modes(&out).into_iter().chain(modes(&state)).collect();
+    assert!(files.len() >= 8, "{files:?}");
+    for (path, mode) in files {
+        assert_eq!(mode, 0o600, "{path}: {mode:o}");
+    }
+}
