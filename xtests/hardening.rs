@@ -57,3 +57,41 @@ fn outputs_and_state_respect_a_strict_umask() {
         assert_eq!(mode, 0o600, "{path}: {mode:o}");
     }
 }
+
+#[test]
+fn config_errors_never_print_the_slack_webhook() {
+    // Regression (issue 12, 16): a misplaced or unquoted slack_webhook was echoed to stderr in
+    // toml's parse error (it shows the offending line).
+    let hook = "https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX";
+    let dir = tempfile::tempdir().unwrap();
+    for (i, text) in [
+        format!("[follow]\nslack_webhook = {hook}\n"),
+        format!("[detect]\nslack_webhook = \"{hook}\"\n"),
+        format!("[follow]\naudit = \"/var/log/a\"\nreconcile_secs = \"{hook}\"\n"),
+        format!("[output]\nchain = \"{hook}\"\n"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let cfg = dir.path().join(format!("bouncer{i}.toml"));
+        std::fs::write(&cfg, text).unwrap();
+        let r = run(bin()
+            .arg("--config")
+            .arg(&cfg)
+            .args(["status", "--state"])
+            .arg(dir.path()));
+        assert_eq!(r.code, 1, "{text}: {}", r.stderr);
+        assert!(
+            !r.stderr.contains("hooks.slack.com"),
+            "{text}: {}",
+            r.stderr
+        );
+        assert!(!r.stderr.contains("XXXXXXXX"), "{text}: {}", r.stderr);
+        assert!(!r.stdout.contains("hooks.slack.com"));
+        assert!(
+            r.stderr.contains(&format!("bouncer{i}.toml")),
+            "{}",
+            r.stderr
+        );
+    }
+}
