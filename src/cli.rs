@@ -99,7 +99,13 @@ pub struct AnalyzeArgs {
 
     /// Show times in the report in this zone: UTC or a fixed offset such as +02:00 or -0530
     /// (a fixed offset, not an IANA name: one clock for the whole incident) [default: UTC]
-    #[arg(long, value_name = "ZONE", help_heading = "Report")]
+    // allow_hyphen_values: `--tz -0530` is a value, not an unknown flag.
+    #[arg(
+        long,
+        value_name = "ZONE",
+        help_heading = "Report",
+        allow_hyphen_values = true
+    )]
     pub tz: Option<String>,
 
     /// Don't write the HTML report (for timing runs with and without it).
@@ -133,6 +139,7 @@ pub struct IngestArgs {
     pub trusted_proxies: Vec<String>,
 
     /// Put lines back in order when they are at most this late (seconds) [default: 1800]
+    // `follow` replaces this help with its own default (FollowArgs).
     #[arg(long, value_name = "SECS")]
     pub reorder_secs: Option<i64>,
 
@@ -229,7 +236,11 @@ pub enum ExportFormat {
     Csv,
 }
 
+/// `follow` reorders for 1 s (nginx writes lines in completion order), not analyze's 1800 s.
 #[derive(Debug, Args)]
+#[command(mut_arg("reorder_secs", |a| a.help(
+    "Put lines back in order when they are at most this late (seconds) [default: 1]"
+)))]
 pub struct FollowArgs {
     /// Access logs to follow (may not exist yet; rotation is followed).
     #[arg(required = true, value_name = "LOG")]

@@ -95,3 +95,57 @@ fn config_errors_never_print_the_slack_webhook() {
         );
     }
 }
+
+#[test]
+fn a_ban_schedule_too_long_to_represent_is_refused() {
+    // Regression (issue 12, 18): `--ban-schedule 9223372036854775807s` was accepted and
+    // overflowed into an instant unban.
+    let r = run(bin()
+        .args([
+            "follow",
+            "--replay",
+            "--ban-schedule",
+            "9223372036854775807s",
+        ])
+        .arg(fixture("mixture.log")));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("longer than 100 years"), "{}", r.stderr);
+}
+
+#[test]
+fn tz_takes_a_negative_offset_as_documented() {
+    // Regression (issue 12, 18): `--tz -0530` (README, --help) was parsed as a flag.
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(bin()
+        .args(["analyze", "-q", "--tz", "-0530", "--out"])
+        .arg(dir.path())
+        .arg(fixture("mixture.log")));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(html.contains("-05:30"), "report in UTC-05:30");
+}
+
+#[test]
+fn follow_help_shows_follows_reorder_default() {
+    // Regression (issue 12, 18): `follow --help` showed analyze's 1800 s; follow uses 1 s.
+    let help = |sub: &str| {
+        let r = run(bin().args([sub, "--help"]));
+        assert_eq!(r.code, 0);
+        let at = r.stdout.find("--reorder-secs").expect("--reorder-secs");
+        r.stdout[at..]
+            .lines()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert!(
+        help("follow").contains("[default: 1]"),
+        "{}",
+        help("follow")
+    );
+    assert!(
+        help("analyze").contains("[default: 1800]"),
+        "{}",
+        help("analyze")
+    );
+}
