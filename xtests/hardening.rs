@@ -289,3 +289,223 @@ exec setpriv --bounding-set="-all,$caps" --no-new-privs "$@""#;
         );
     }
 }
+
+/// compose.yaml's `command: [...]` of a service (a flow sequence of JSON strings).
+fn compose_command(compose: &str, service: &str) -> Vec<String> {
+    let start = compose
+        .find(&format!("\n  {service}:\n"))
+        .unwrap_or_else(|| panic!("service {service} in compose.yaml"));
+    let line = compose[start..]
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("command: "))
+        .expect("command: [...]");
+    serde_json::from_str(line).expect("command as a one-line flow sequence of strings")
+}
+
+#[test]
+fn compose_nginx_log_format_and_bouncer_command_work_in_a_namespace() {
+    // Issue 12, item 22: compose.yaml's nginx logging (dist/nginx, dist/docker) and bouncer's
+    // command, run for real: nginx with the same conf.d files, bouncer with the same arguments
+    // (paths moved under a temp dir), a Docker-like DOCKER-USER in both families.
+    use crate::firewall::Netns;
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let format_conf = repo.join("dist/nginx/bouncer-log-format.conf");
+    let format = std::fs::read_to_string(&format_conf).unwrap();
+    let directive: Vec<&str> = format.lines().filter(|l| !l.starts_with('#')).collect();
+    let readme = std::fs::read_to_string(repo.join("README.md")).unwrap();
+    assert!(
+        readme.contains(&directive.join("\n")),
+        "README's log_format is dist/nginx/bouncer-log-format.conf's"
+    );
+    let compose = std::fs::read_to_string(repo.join("compose.yaml")).unwrap();
+    for mount in [
+        "./dist/nginx/bouncer-log-format.conf:/etc/nginx/conf.d/",
+        "./dist/docker/nginx-access-log.conf:/etc/nginx/conf.d/",
+    ] {
+        assert!(compose.contains(mount), "{mount}");
+    }
+    let command = compose_command(&compose, "bouncer");
+    assert_eq!(command[..2], ["follow", "--enforce"]);
+
+    let Some(ns) = Netns::new_or_skip(&["nginx", "curl", "ipset", "iptables", "ip6tables"]) else {
+        return;
+    };
+    for bin in ["iptables", "ip6tables"] {
+        ns.ok(&[bin, "-N", "DOCKER-USER"]);
+        ns.ok(&[bin, "-A", "DOCKER-USER", "-j", "RETURN"]);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let moved = |p: &str| {
+        if p.starts_with("/state") || p.starts_with("/var/log/nginx-json") {
+            format!("{d}{p}")
+        } else {
+            p.to_owned()
+        }
+    };
+    std::fs::create_dir_all(dir.path().join("var/log/nginx-json")).unwrap();
+    let access = std::fs::read_to_string(repo.join("dist/docker/nginx-access-log.conf")).unwrap();
+    std::fs::write(
+        dir.path().join("access.conf"),
+        access.replace("/var/log/nginx-json", &format!("{d}/var/log/nginx-json")),
+    )
+    .unwrap();
+    let conf = format!(
+        "daemon off;\nuser root;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
+         events {{}}\nhttp {{\n  client_body_temp_path {d}/cb;\n  proxy_temp_path {d}/px;\n  \
+         fastcgi_temp_path {d}/fc;\n  uwsgi_temp_path {d}/uw;\n  scgi_temp_path {d}/sc;\n  \
+         include {};\n  include {d}/access.conf;\n  \
+         server {{ listen 127.0.0.1:18081; location / {{ return 200 \"ok\\n\"; }} }}\n}}\n",
+        format_conf.display()
+    );
+    std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
+    let mut nginx = ns
+        .command(&["nginx", "-c", &format!("{d}/nginx.conf")])
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let log = dir.path().join("var/log/nginx-json/access.log");
+    let mut ok = false;
+    for _ in 0..50 {
+        if ns
+            .run(&["curl", "-sf", "http://127.0.0.1:18081/warmup"])
+            .status
+            .success()
+        {
+            ok = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        ok,
+        "nginx did not answer: {:?}",
+        std::fs::read_to_string(dir.path().join("error.log"))
+    );
+
+    let mut args: Vec<String> = command.iter().map(|a| moved(a)).collect();
+    args.extend(["--reconcile-secs".into(), "1".into()]);
+    let stderr = dir.path().join("follow.stderr");
+    let mut all = vec![bin().get_program().to_str().unwrap().to_owned()];
+    all.extend(args);
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    let mut follow = ns
+        .command(&all)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let read = || std::fs::read_to_string(&stderr).unwrap_or_default();
+    let wait = |what: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !read().contains(what) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what:?} not in:\n{}",
+                read()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    wait("hooks: IPv4 from INPUT, DOCKER-USER; IPv6 from INPUT, DOCKER-USER");
+    let requests = 20;
+    for i in 0..requests {
+        let r = ns.run(&[
+            "curl",
+            "-sf",
+            "-A",
+            "Mozilla/5.0 \"quoted\" \\ agent",
+            "-H",
+            "X-Forwarded-For: 203.0.113.7",
+            &format!("http://127.0.0.1:18081/page/{i}?q=\"x\""),
+        ]);
+        assert!(r.status.success());
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let _ = Command::new("kill")
+        .args(["-TERM", &follow.id().to_string()])
+        .status();
+    assert!(follow.wait().unwrap().success(), "{}", read());
+    let _ = nginx.kill();
+    let _ = nginx.wait();
+    assert!(!read().contains("unparseable"), "{}", read());
+    assert!(!read().contains("firewall: IPv"), "{}", read());
+    assert!(dir.path().join("state/follow-state.json").exists());
+
+    let out = dir.path().join("out");
+    let r = run(bin()
+        .args(["analyze", "--no-report", "--out"])
+        .arg(&out)
+        .arg(&log));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let a = read_json(&out.join("decisions.json"));
+    assert_eq!(
+        a["requests"],
+        requests + 1,
+        "every request parsed, warm-up included"
+    );
+    assert_eq!(a["parse_errors"], 0);
+    assert_eq!(a["inputs"][0]["format"], "json", "{}", a["inputs"][0]);
+}
+
+/// `name` in PATH or in python3's scripts directory (where pip puts a wheel's binary).
+fn find_tool(name: &str) -> Option<std::path::PathBuf> {
+    let in_path = std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    });
+    in_path.or_else(|| {
+        let out = Command::new("python3")
+            .args([
+                "-c",
+                "import sysconfig; print(sysconfig.get_path('scripts'))",
+            ])
+            .output()
+            .ok()?;
+        let p = Path::new(String::from_utf8_lossy(&out.stdout).trim()).join(name);
+        p.is_file().then_some(p)
+    })
+}
+
+#[test]
+fn dockerfile_and_compose_lint_clean_and_build_like_ci() {
+    // Issue 12, item 22: no Docker engine runs here; lint what can be linted.
+    use crate::firewall::skip_or_fail;
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dockerfile = std::fs::read_to_string(repo.join("Dockerfile")).unwrap();
+    let ci = std::fs::read_to_string(repo.join(".ci/run")).unwrap();
+    // The image builds with .ci/run's profile and lock: `cargo test --release --locked` there.
+    assert!(ci.contains("cargo test --release --locked"));
+    assert!(dockerfile.contains("RUN cargo build --release --locked"));
+    let stages = dockerfile.lines().filter(|l| l.starts_with("FROM ")).count();
+    assert_eq!(stages, 2, "multi-stage");
+    assert!(
+        dockerfile.contains("\nUSER 10001:10001\n"),
+        "non-root by default"
+    );
+
+    let Some(hadolint) = find_tool("hadolint") else {
+        skip_or_fail(
+            "hadolint not found (pip install --require-hashes -r dist/lint-requirements.txt)",
+        );
+        return;
+    };
+    let r = run(Command::new(hadolint).arg(repo.join("Dockerfile")));
+    assert_eq!(r.code, 0, "hadolint:\n{}{}", r.stdout, r.stderr);
+
+    let Some(compose) = find_tool("docker-compose") else {
+        skip_or_fail("docker-compose not found (apt-get install docker-compose)");
+        return;
+    };
+    let r =
+        run(Command::new(compose)
+            .current_dir(repo)
+            .args(["-f", "compose.yaml", "config", "-q"]));
+    assert_eq!(
+        r.code, 0,
+        "docker-compose config:\n{}{}",
+        r.stdout, r.stderr
+    );
+}
