@@ -1246,3 +1246,34 @@ fn analyze_summary_apply_commands_ban_both_families() {
         );
     }
 }
+
+#[test]
+fn a_ban_that_ended_while_follow_was_stopped_is_lifted_at_restart() {
+    // Owning only what it added must not orphan its own bans across a restart with --state.
+    let Some(ns) = Netns::new_or_skip(&["ipset", "iptables", "ip6tables"]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let state = state.to_str().expect("utf-8");
+    let log = dir.path().join("access.log");
+    std::fs::copy(manifest("fixtures/mixture.log"), &log).expect("copy");
+    let args = ["--from-start", "--state", state, "--ban-schedule", "3s"];
+    let first = Follower::start(&ns, dir.path(), "first", &log, &args);
+    expect_in_kernel(&ns, "ipset", &MIXTURE_BANS, &first, "first run");
+    first.stop();
+    sleep(Duration::from_secs(4)); // every ban ends while nothing runs
+    let admin = "203.0.113.99";
+    ns.ok(&["ipset", "add", "bouncer4", admin]);
+    let second = Follower::start(&ns, dir.path(), "second", &log, &args);
+    assert!(
+        wait_until(Duration::from_secs(10), || MIXTURE_BANS
+            .iter()
+            .all(|ip| !in_kernel(&ns, "ipset", ip))),
+        "ended bans still in the kernel:\n{}\n{}",
+        ns.ok(&["ipset", "list", "bouncer4"]),
+        second.stderr()
+    );
+    assert!(in_kernel(&ns, "ipset", admin), "not ours: kept");
+    second.stop();
+}

@@ -479,7 +479,10 @@ fn dockerfile_and_compose_lint_clean_and_build_like_ci() {
     // The image builds with .ci/run's profile and lock: `cargo test --release --locked` there.
     assert!(ci.contains("cargo test --release --locked"));
     assert!(dockerfile.contains("RUN cargo build --release --locked"));
-    let stages = dockerfile.lines().filter(|l| l.starts_with("FROM ")).count();
+    let stages = dockerfile
+        .lines()
+        .filter(|l| l.starts_with("FROM "))
+        .count();
     assert_eq!(stages, 2, "multi-stage");
     assert!(
         dockerfile.contains("\nUSER 10001:10001\n"),

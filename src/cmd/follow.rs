@@ -168,7 +168,11 @@ pub fn run(args: FollowArgs, config: ConfigFile) -> Result<(), Failure> {
     } else {
         Box::new(Recording::default())
     };
-    let fw = Enforcer::new(fw, hooks, ownership);
+    // The restored bans were added by an earlier run: ours to lift when they end (also those
+    // that ended while follow was down). Entries an admin or a file replaced since are dropped
+    // from this at the first reconcile (they lost bouncer's mark).
+    let fw = Enforcer::new(fw, hooks, ownership)
+        .with_owned(live.bans.active().keys().copied().collect());
     eprintln!(
         "bouncer: following {} file(s); enforcement: {}; {} active ban(s) restored",
         tails.len(),
