@@ -104,7 +104,13 @@ pub struct AnalyzeArgs {
 
     /// Show times in the report in this zone: UTC or a fixed offset such as +02:00 or -0530
     /// (a fixed offset, not an IANA name: one clock for the whole incident) [default: UTC]
-    #[arg(long, value_name = "ZONE", help_heading = "Report")]
+    // allow_hyphen_values: `--tz -0530` is a value, not an unknown flag.
+    #[arg(
+        long,
+        value_name = "ZONE",
+        help_heading = "Report",
+        allow_hyphen_values = true
+    )]
     pub tz: Option<String>,
 
     /// Don't write the HTML report (for timing runs with and without it).
@@ -137,7 +143,9 @@ pub struct IngestArgs {
     #[arg(long = "trusted-proxy", value_name = "CIDR")]
     pub trusted_proxies: Vec<String>,
 
-    /// Put lines back in order when they are at most this late (seconds) [default: 1800]
+    /// Put lines back in order when they are at most this late (seconds); an input with lines
+    /// later than that is sorted as a whole [default: 1800]
+    // `follow` replaces this help with its own meaning and default (FollowArgs).
     #[arg(long, value_name = "SECS")]
     pub reorder_secs: Option<i64>,
 
@@ -248,7 +256,12 @@ pub enum ExportFormat {
     Csv,
 }
 
+/// `follow` does not hold lines back (a flood is banned within its first second): a line up to
+/// this late is counted in its own second, an older one is counted as late and left out.
 #[derive(Debug, Args)]
+#[command(mut_arg("reorder_secs", |a| a.help(
+    "Count a line up to this late (seconds) in its own second; older lines are counted as late and left out [default: 60]"
+)))]
 pub struct FollowArgs {
     /// Access logs to follow (may not exist yet; rotation is followed).
     #[arg(required = true, value_name = "LOG")]
@@ -282,6 +295,12 @@ pub struct FollowArgs {
     /// Strikes are forgotten after this long without a ban [default: 86400]
     #[arg(long, value_name = "SECS")]
     pub strike_decay_secs: Option<u64>,
+
+    /// Treat everything in bouncer's set or chain as bouncer's: remove any entry it does not
+    /// want banned (bans of an earlier run without --state, `bans.ipset` loads, entries added by
+    /// hand). Without it, only entries this follow added are ever removed.
+    #[arg(long)]
+    pub own_set: bool,
 
     /// Check the kernel's ban set this often and repair it [default: 5]
     #[arg(long, value_name = "SECS")]

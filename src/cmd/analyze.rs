@@ -267,6 +267,7 @@ pub fn run(args: AnalyzeArgs, config: ConfigFile) -> Result<(), Failure> {
             args.top,
             Some(&out_dir.display().to_string()),
             report_path.as_deref(),
+            &rules,
         );
         std::io::stdout().lock().write_all(text.as_bytes())?;
     }

@@ -16,7 +16,9 @@ use crate::detect::bans::{BanBook, Schedule};
 use crate::detect::live::{Event, Live};
 use crate::detect::{Action, Detector};
 use crate::emit::audit::Audit;
-use crate::emit::firewall::{self, Backend, Firewall, Recording};
+use crate::emit::firewall::{
+    self, Backend, Enforcer, Exec, Firewall, HookPlan, Ownership, Recording,
+};
 use crate::emit::slack::Slack;
 use crate::emit::{rulesets::RulesetOptions, write_atomic};
 use crate::ingest::checkpoint::Checkpoint;
@@ -88,10 +90,17 @@ pub fn run(args: FollowArgs, config: ConfigFile) -> Result<(), Failure> {
     // Lines go to the detector at once; late ones count in their own second up to this.
     let tolerance = args.ingest.reorder_secs.unwrap_or(FOLLOW_TOLERANCE_SECS);
     let enforce = args.enforce;
-    let mut rules = ruleset_options(&args.output, &config)?;
-    if args.output.chain.is_none() && enforce {
-        rules.hook_chain = firewall::default_hook_chain();
-    }
+    let rules = ruleset_options(&args.output, &config)?;
+    // INPUT and, where Docker made it, DOCKER-USER; `--chain` names the only one.
+    let hooks = match &args.output.chain {
+        Some(_) => HookPlan::Only(rules.hook_chain.clone()),
+        None => HookPlan::Auto,
+    };
+    let ownership = if args.own_set {
+        Ownership::WholeSet
+    } else {
+        Ownership::Ours
+    };
     let backend = args.backend.unwrap_or_else(firewall::default_backend);
     if enforce && args.state.is_none() {
         eprintln!("bouncer: note: without --state, bans are forgotten on restart (the kernel keeps them until you remove them)");
@@ -164,17 +173,15 @@ pub fn run(args: FollowArgs, config: ConfigFile) -> Result<(), Failure> {
     let desired: Arc<Mutex<BTreeSet<IpAddr>>> =
         Arc::new(Mutex::new(live.bans.active().keys().copied().collect()));
     let fw: Box<dyn Firewall> = if enforce {
-        match backend {
-            Backend::Ipset => Box::new(firewall::Ipset {
-                opts: rules.clone(),
-            }),
-            Backend::Iptables => Box::new(firewall::Iptables {
-                opts: rules.clone(),
-            }),
-        }
+        firewall::kernel(backend, rules.clone(), Exec::host())
     } else {
         Box::new(Recording::default())
     };
+    // The restored bans were added by an earlier run: ours to lift when they end (also those
+    // that ended while follow was down). Entries an admin or a file replaced since are dropped
+    // from this at the first reconcile (they lost bouncer's mark).
+    let fw = Enforcer::new(fw, hooks, ownership)
+        .with_owned(live.bans.active().keys().copied().collect());
     eprintln!(
         "bouncer: following {} file(s); enforcement: {}; {} active ban(s) restored",
         tails.len(),
@@ -187,7 +194,13 @@ pub fn run(args: FollowArgs, config: ConfigFile) -> Result<(), Failure> {
         std::thread::Builder::new()
             .name("firewall".into())
             .spawn(move || {
-                firewall_worker(fw, desired, wake_rx, Duration::from_secs(reconcile_secs))
+                firewall_worker(
+                    fw,
+                    desired,
+                    wake_rx,
+                    Duration::from_secs(reconcile_secs),
+                    enforce,
+                )
             })
             .map_err(|e| Failure::input(anyhow!("cannot start the firewall thread: {e}")))?
     };
@@ -453,24 +466,34 @@ fn handle(
 }
 
 fn firewall_worker(
-    mut fw: Box<dyn Firewall>,
+    mut fw: Enforcer,
     desired: Arc<Mutex<BTreeSet<IpAddr>>>,
     wake: Receiver<()>,
     every: Duration,
+    announce_hooks: bool,
 ) {
+    let mut hooks = None;
     loop {
         let stop = match wake.recv_timeout(every) {
             Ok(()) | Err(RecvTimeoutError::Timeout) => false,
             Err(RecvTimeoutError::Disconnected) => true,
         };
         let want = desired.lock().expect("desired set").clone();
-        match firewall::reconcile(fw.as_mut(), &want) {
-            Ok((0, 0)) => {}
-            Ok((added, removed)) => eprintln!(
-                "bouncer: firewall: +{added} -{removed} ({} banned)",
+        let outcome = fw.reconcile(&want);
+        if announce_hooks && hooks.as_ref() != Some(fw.hooks()) {
+            eprintln!("bouncer: firewall: hooks: {}", fw.hooks());
+            hooks = Some(fw.hooks().clone());
+        }
+        if outcome.added() + outcome.removed() > 0 {
+            eprintln!(
+                "bouncer: firewall: +{} -{} ({} banned)",
+                outcome.added(),
+                outcome.removed(),
                 want.len()
-            ),
-            Err(e) => eprintln!("bouncer: firewall: {e}"),
+            );
+        }
+        for (family, e) in outcome.errors() {
+            eprintln!("bouncer: firewall: {family}: {e}");
         }
         if stop {
             return;
@@ -672,11 +695,8 @@ pub fn unban(args: UnbanArgs, config: ConfigFile) -> Result<(), Failure> {
         Some("iptables") => Backend::Iptables,
         _ => Backend::Ipset,
     });
-    let mut fw: Box<dyn Firewall> = match backend {
-        Backend::Ipset => Box::new(firewall::Ipset { opts: rules }),
-        Backend::Iptables => Box::new(firewall::Iptables { opts: rules }),
-    };
-    fw.remove(&ips).map_err(|e| Failure::input(anyhow!(e)))?;
+    let mut fw = firewall::kernel(backend, rules, Exec::host());
+    firewall::lift(&mut fw, &ips).map_err(|e| Failure::input(anyhow!(e)))?;
     let path = dir.join(STATE_FILE);
     write_atomic(&path, &serde_json::to_vec(&st).map_err(Failure::input)?)
         .map_err(Failure::input)?;

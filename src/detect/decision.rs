@@ -212,7 +212,9 @@ pub struct Decision {
     pub user_agents: Vec<Count<String>>,
     /// For alerts: the IPs contributing most to the window.
     pub top_ips: Vec<Count<IpAddr>>,
-    /// Suggested ban length, seconds (used by the exports; edit before `bouncer export`).
+    /// Suggested ban length, seconds (used by the exports; edit before `bouncer export`; missing
+    /// or 0 = permanent).
+    #[serde(default)]
     pub duration_secs: u64,
 }
 

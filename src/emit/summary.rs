@@ -1,15 +1,18 @@
 //! The terminal summary: what an operator reads first. Pure: `render(&Analysis) -> String`.
 
+use super::rulesets::{apply_commands, RulesetOptions};
 use super::Analysis;
 use crate::detect::DecidedBy;
 use std::fmt::Write;
 
-/// `report`: where the HTML report was written, if it was.
+/// `report`: where the HTML report was written, if it was. `rules`: the names the ban lists were
+/// written with (for the commands that apply them).
 pub fn render(
     a: &Analysis,
     top: usize,
     out_dir: Option<&str>,
     report: Option<&std::path::Path>,
+    rules: &RulesetOptions,
 ) -> String {
     let mut s = String::new();
     let bans: Vec<_> = a.bans().collect();
@@ -136,7 +139,17 @@ pub fn render(
             let _ = writeln!(s, "wrote report: {}", p.display());
         }
         if !bans.is_empty() {
-            let _ = writeln!(s, "apply: iptables-restore --noflush < {dir}/bans.rules   (or: ipset restore < {dir}/bans.ipset, nft -f {dir}/bans.nft)");
+            let v6 = bans.iter().any(|d| d.ip.is_some_and(|ip| ip.is_ipv6()));
+            let c = apply_commands(rules, dir, v6);
+            for (label, commands) in [
+                ("apply (iptables):", &c.iptables),
+                ("   or (ipset):", &c.ipset),
+                ("   or (nft):", &c.nft),
+            ] {
+                for (i, cmd) in commands.iter().enumerate() {
+                    let _ = writeln!(s, "{:<18}{cmd}", if i == 0 { label } else { "" });
+                }
+            }
         }
     }
     s

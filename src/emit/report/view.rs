@@ -11,7 +11,8 @@ use super::plots::PlotError;
 use super::zone::Zone;
 use super::ReportOptions;
 use crate::detect::{DecidedBy, Decision, DetectSettings, Rule};
-use crate::emit::{bans_of, rulesets, Analysis};
+use crate::emit::rulesets::{self, shell_quote};
+use crate::emit::{bans_of, Analysis};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -632,18 +633,8 @@ fn ban_list(a: &Analysis, o: &ReportOptions) -> BanList {
     let v6 = ips.iter().filter(|i| i.is_ipv6()).count();
     let v4 = ips.len() - v6;
     let r = &o.rules;
-    // `-C … || -I …`: add the rule only if it is missing, so a re-run adds nothing.
-    let cmd = |bin: &str, spec: Vec<String>| {
-        let spec = spec.join(" ");
-        format!("{bin} -C {spec} 2>/dev/null || {bin} -I {spec}")
-    };
+    let commands = rulesets::apply_commands(r, "", v6 > 0);
     let mut steps = Vec::new();
-    let mut ipt = vec!["iptables-restore --noflush < bans.rules".to_string()];
-    ipt.push(cmd("iptables", rulesets::hook_rule(r)));
-    if v6 > 0 {
-        ipt.push("ip6tables-restore --noflush < bans6.rules".into());
-        ipt.push(cmd("ip6tables", rulesets::hook_rule(r)));
-    }
     steps.push(Step {
         title: "iptables".into(),
         note: format!(
@@ -651,25 +642,22 @@ fn ban_list(a: &Analysis, o: &ReportOptions) -> BanList {
             rulesets::hook_rule(r).last().cloned().unwrap_or_default(),
             rulesets::hook_rule(r).first().cloned().unwrap_or_default()
         ),
-        commands: ipt,
+        commands: commands.iptables,
     });
-    let mut ipset = vec!["ipset restore < bans.ipset".to_string()];
-    ipset.push(cmd("iptables", rulesets::ipset_match_rule(r, false)));
-    if v6 > 0 {
-        ipset.push(cmd("ip6tables", rulesets::ipset_match_rule(r, true)));
-    }
     steps.push(Step {
         title: "ipset (or instead of iptables)".into(),
-        note: "Fills the sets atomically (temporary set + swap), then one match rule per family."
+        note: "Fills the sets atomically (temporary set + swap), then one match rule per family; \
+               entries expire after their ban length."
             .into(),
-        commands: ipset,
+        commands: commands.ipset,
     });
     steps.push(Step {
         title: "nftables (or instead of both)".into(),
         note:
-            "One atomic transaction in bouncer's own table; loading it again replaces it exactly."
+            "One atomic transaction in bouncer's own table; loading it again replaces it exactly; \
+             elements expire after their ban length."
                 .into(),
-        commands: vec!["nft -f bans.nft".into()],
+        commands: commands.nft,
     });
     steps.push(Step {
         title: "CrowdSec".into(),
@@ -713,17 +701,6 @@ fn json_text(v: &serde_json::Value) -> String {
         serde_json::Value::Array(a) => a.iter().map(json_text).collect::<Vec<_>>().join(", "),
         serde_json::Value::String(s) => s.clone(),
         other => other.to_string(),
-    }
-}
-
-fn shell_quote(s: &str) -> String {
-    if !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/._-+,:@".contains(c))
-    {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
     }
 }
 
