@@ -272,7 +272,7 @@ def run_case(bouncer, case, inputs, labels, work):
         "decided_learned": learned,
         "decided_floor": len(bans) - learned,
         "limits": {l["window"]: round(l["limit"], 1) for l in a.get("limits", [])},
-        "windows": sorted({d["window"] for d in bans}),
+        "windows": sorted({d.get("window", "minute") for d in bans}),
     }
 
 
