@@ -21,6 +21,13 @@ pub fn real_log(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// A log from ../shared/data/wild (real logs of strangers' servers, in many formats).
+pub fn wild_log(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data/wild")
+        .join(name)
+}
+
 pub struct Run {
     pub code: i32,
     pub stdout: String,

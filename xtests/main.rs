@@ -9,5 +9,6 @@ mod common;
 mod firewall;
 mod follow;
 mod follow_e2e;
+mod formats;
 mod incremental;
 mod report;

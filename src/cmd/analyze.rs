@@ -346,10 +346,9 @@ pub(crate) fn ingest_with_nginx_conf(
     let mut ingest = ingest_options_with(args, config, &nginx.formats)?;
     let mut notes = Vec::new();
     for (path, formats, at) in &nginx.files {
-        if !logs
-            .iter()
-            .any(|l| crate::ingest::is_log_or_rotation(path, l))
-        {
+        if !logs.iter().any(|l| {
+            crate::ingest::is_log_or_rotation(path, l) && l.file_name() == path.file_name()
+        }) {
             logs.push(path.clone());
         }
         let names: Vec<&str> = formats.iter().map(|f| f.name.as_str()).collect();

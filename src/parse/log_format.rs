@@ -285,24 +285,23 @@ impl LogFormat {
             return Ok(p);
         }
         let t = t.strip_suffix(';').unwrap_or(t).trim_end();
-        let bare = || FormatError {
-            format: arg.to_string(),
-            at: 0,
-            message: String::new(),
-        };
         let words = |text: &str| -> Result<Vec<String>, FormatError> {
+            let fail = |at: usize, message: String| FormatError {
+                format: text.to_string(),
+                at: char_at(text, at.min(text.len())),
+                message,
+            };
             let d = super::nginx_conf::directives("--log-format", &format!("{text};")).map_err(
-                |e| FormatError {
-                    message: format!("cannot read the quoted format: {}", e.message),
-                    ..bare()
+                |e| {
+                    fail(
+                        e.offset,
+                        format!("cannot read the quoted format: {}", e.message),
+                    )
                 },
             )?;
             match d.as_slice() {
                 [one] => Ok(one.words.clone()),
-                _ => Err(FormatError {
-                    message: "expected one format definition".into(),
-                    ..bare()
-                }),
+                _ => Err(fail(0, "expected one format definition".into())),
             }
         };
         let first_word = t.split_whitespace().next().unwrap_or("");
@@ -623,7 +622,7 @@ fn lex_nginx(format: &str) -> Result<Vec<Piece>, FormatError> {
             return Err(FormatError {
                 format: format.to_string(),
                 at,
-                message: "`$` must be followed by a variable name (write a literal `$` as `${dollar}`… or leave it out)".into(),
+                message: "`$` must be followed by a variable name".into(),
             });
         }
         if !lit.is_empty() {

@@ -14,6 +14,8 @@ use std::fmt;
 pub struct ConfError {
     pub file: String,
     pub line: usize,
+    /// Byte offset in the file's text of what is wrong (an unterminated quote's opening quote).
+    pub offset: usize,
     pub message: String,
 }
 
@@ -34,12 +36,14 @@ pub struct Directive {
 
 /// The directives of a configuration text, in order, blocks flattened.
 pub fn directives(file: &str, text: &str) -> Result<Vec<Directive>, ConfError> {
-    let err = |line: usize, message: &str| ConfError {
+    let b = text.as_bytes();
+    let err_at = |line: usize, offset: usize, message: &str| ConfError {
         file: file.to_string(),
         line,
+        offset,
         message: message.to_string(),
     };
-    let b = text.as_bytes();
+    let err = |line: usize, message: &str| err_at(line, b.len(), message);
     let mut out = Vec::new();
     let mut words: Vec<String> = Vec::new();
     let mut start_line = 1;
@@ -101,12 +105,12 @@ pub fn directives(file: &str, text: &str) -> Result<Vec<Directive>, ConfError> {
                 if words.is_empty() {
                     start_line = line;
                 }
-                let open_line = line;
+                let (open_line, open_at) = (line, i);
                 let mut w = Vec::new();
                 i += 1;
                 loop {
                     let Some(&ch) = b.get(i) else {
-                        return Err(err(open_line, "unterminated quoted string"));
+                        return Err(err_at(open_line, open_at, "unterminated quoted string"));
                     };
                     if ch == c {
                         i += 1;
@@ -270,6 +274,7 @@ fn read_into(
         let err = |message: String| ConfError {
             file: name.to_string(),
             line: d.line,
+            offset: 0,
             message,
         };
         match d.words[0].as_str() {
