@@ -959,6 +959,30 @@ fn a_malformed_log_format_points_at_the_offending_character() {
 }
 
 #[test]
+fn nginx_combined_pasted_decides_what_the_built_in_reader_decides_on_every_real_log() {
+    let def = "log_format combined '$remote_addr - $remote_user [$time_local] \"$request\" $status $body_bytes_sent \"$http_referer\" \"$http_user_agent\"';";
+    let mut names: Vec<String> = std::fs::read_dir(real_log(""))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".log"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 6, "{names:?}");
+    for name in names {
+        let dir = tempfile::tempdir().unwrap();
+        let auto = analyze_ok(&[&real_log(&name)], &dir.path().join("auto"), &[]);
+        let pinned = analyze_ok(
+            &[&real_log(&name)],
+            &dir.path().join("pinned"),
+            &["--log-format", def],
+        );
+        for k in ["requests", "parse_errors", "decisions"] {
+            assert_eq!(auto[k], pinned[k], "{name}: {k}");
+        }
+    }
+}
+
+#[test]
 fn out_of_range_times_are_counted_errors_and_export_still_reads_the_decisions() {
     let dir = tempfile::tempdir().unwrap();
     let mut text: String = std::fs::read_to_string(fixture("mixture.jsonl")).unwrap();

@@ -273,7 +273,14 @@ impl LineParser {
     /// Read one line (without its newline). Blank lines are [`LineError::Empty`]: skipped, and
     /// counted apart from errors by the caller.
     pub fn parse_line(&self, line: &[u8]) -> Result<Request, LineError> {
-        parse_chain(&self.chain, trim_line_end(line), &self.opts)
+        let line = trim_line_end(line);
+        // Nearly every line is in the file's first format: try it inline, the rest out of line.
+        match self.chain.first().map(|c| attempt(c, line, &self.opts)) {
+            Some(Attempt::Read(r)) => Ok(r),
+            Some(Attempt::Failed(e)) => parse_rest(&self.chain[1..], line, &self.opts, Some(e)),
+            Some(Attempt::NotMine) => parse_rest(&self.chain[1..], line, &self.opts, None),
+            None => Err(failure(line, None)),
+        }
     }
 
     /// Read one line and say how (`bouncer formats`).
@@ -317,7 +324,18 @@ fn parse_chain(
     line: &[u8],
     opts: &ParseOptions,
 ) -> Result<Request, LineError> {
-    let mut first_err = None;
+    parse_rest(chain, line, opts, None)
+}
+
+/// [`parse_chain`] after formats that did not read the line (`first_err`: the first error).
+#[cold]
+#[inline(never)]
+fn parse_rest(
+    chain: &[Candidate],
+    line: &[u8],
+    opts: &ParseOptions,
+    mut first_err: Option<LineError>,
+) -> Result<Request, LineError> {
     for c in chain {
         match attempt(c, line, opts) {
             Attempt::Read(r) => return Ok(r),
@@ -361,6 +379,7 @@ pub(super) fn parse_auto(line: &[u8], opts: &ParseOptions) -> Result<Request, Li
     }
 }
 
+#[inline]
 fn attempt(c: &Candidate, line: &[u8], opts: &ParseOptions) -> Attempt {
     match c.wrap {
         Wrap::Plain => attempt_inner(&c.inner, line, opts),
@@ -384,6 +403,7 @@ fn starts_json(line: &[u8]) -> bool {
     line.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
 }
 
+#[inline]
 fn attempt_inner(inner: &Inner, line: &[u8], opts: &ParseOptions) -> Attempt {
     let done = |r: Result<Request, LineError>| match r {
         Ok(r) => Attempt::Read(r),

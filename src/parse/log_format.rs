@@ -257,7 +257,34 @@ enum Seg {
         /// Members of a group (`$host$request_uri`): the path starts at the first `/`.
         path_from_slash: bool,
         names: String,
+        /// How a free value's end is found (set once the segments are known).
+        look: Look,
     },
+}
+
+/// Why a field did not match (see [`Text::miss`]).
+#[derive(Debug, Clone, Copy)]
+enum Miss {
+    Short,
+    NotNumber,
+    NoBracket,
+    NoClose,
+    Lit,
+}
+
+/// What follows a field: nothing (it runs to the end of the line), or a literal, itself
+/// followed by a value that must start as `Some(start)`, or by nothing (`None`: the literal is
+/// the format's last text, so it ends the line or is followed by a space).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Look {
+    Eol,
+    Lit(Option<Start>),
+}
+
+/// `b` starts with `lit`: a byte loop, as literals are a few bytes (a `memcmp` call costs more).
+#[inline]
+fn starts(b: &[u8], lit: &[u8]) -> bool {
+    b.len() >= lit.len() && b.iter().zip(lit).all(|(x, y)| x == y)
 }
 
 #[derive(Debug, Clone)]
@@ -482,7 +509,7 @@ impl LogFormat {
             path.as_deref().unwrap_or(req_path),
             status,
             bytes,
-            agent.as_deref().filter(|a| *a != "-").unwrap_or(""),
+            agent.as_deref().unwrap_or(""),
         ))
     }
 
@@ -902,6 +929,18 @@ impl Text {
             }
         }
         flush(&mut group, &mut segs)?;
+        let looks: Vec<Look> = (0..segs.len())
+            .map(|i| match (segs.get(i + 1), segs.get(i + 2)) {
+                (Some(Seg::Lit(_)), Some(Seg::Field { start, .. })) => Look::Lit(Some(*start)),
+                (Some(Seg::Lit(_)), _) => Look::Lit(None),
+                _ => Look::Eol,
+            })
+            .collect();
+        for (seg, l) in segs.iter_mut().zip(looks) {
+            if let Seg::Field { look, .. } = seg {
+                *look = l;
+            }
+        }
         let last_needed = segs
             .iter()
             .rposition(|s| matches!(s, Seg::Field { role, .. } if *role != Role::Skip))
@@ -945,83 +984,109 @@ impl Text {
     ) -> Result<(), LineError> {
         let b = line.as_bytes();
         let mut pos = 0;
-        for (i, seg) in self.segs.iter().enumerate() {
-            if i > self.last_needed {
-                break;
-            }
+        let mut i = 0;
+        while i <= self.last_needed {
+            let Some(seg) = self.segs.get(i) else { break };
             match seg {
                 Seg::Lit(l) => {
-                    if !b[pos..].starts_with(l) {
+                    if !starts(&b[pos..], l) {
                         return Err(mismatch(l, pos, i, &self.segs));
                     }
                     pos += l.len();
+                    i += 1;
                 }
-                Seg::Field { shape, .. } => {
-                    let end = self.field_end(b, pos, i, *shape)?;
+                Seg::Field { shape, look, .. } => {
+                    // (end of the value, end of the literal after it if that was matched too)
+                    let (end, after) = self
+                        .field_end(b, pos, i, *shape, *look)
+                        .map_err(|m| self.miss(m, b, pos, i))?;
                     let value = line.get(pos..end).ok_or_else(|| {
                         LineError::Mismatch(format!("{} cut inside a character", seg_name(seg)))
                     })?;
                     each(seg, value);
-                    pos = end;
+                    match after {
+                        Some(p) => {
+                            pos = p;
+                            i += 2;
+                        }
+                        None => {
+                            pos = end;
+                            i += 1;
+                        }
+                    }
                 }
             }
         }
         Ok(())
     }
 
-    fn field_end(&self, b: &[u8], pos: usize, i: usize, shape: Shape) -> Result<usize, LineError> {
-        let seg = &self.segs[i];
-        let short = || LineError::Mismatch(format!("the line ends before {}", seg_name(seg)));
+    /// Where field `i` (starting at `pos`) ends, and where the literal after it ends if that was
+    /// matched too. The error is a small value, made into a message only when a line fails.
+    #[inline]
+    fn field_end(
+        &self,
+        b: &[u8],
+        pos: usize,
+        i: usize,
+        shape: Shape,
+        look: Look,
+    ) -> Result<(usize, Option<usize>), Miss> {
         match shape {
-            Shape::Fixed(n) => {
-                if pos + n > b.len() {
-                    return Err(short());
-                }
-                Ok(pos + n)
-            }
+            Shape::Fixed(n) => match pos + n <= b.len() {
+                true => Ok((pos + n, None)),
+                false => Err(Miss::Short),
+            },
             Shape::Digits => {
                 let n = b[pos..].iter().take_while(|c| c.is_ascii_digit()).count();
-                if n == 0 {
+                match n {
                     // `-` where a number was expected (e.g. Apache's %s on an aborted request).
-                    if b.get(pos) == Some(&b'-') {
-                        return Ok(pos + 1);
-                    }
-                    return Err(LineError::Mismatch(format!(
-                        "{} is not a number at byte {}",
-                        seg_name(seg),
-                        pos + 1
-                    )));
+                    0 if b.get(pos) == Some(&b'-') => Ok((pos + 1, None)),
+                    0 => Err(Miss::NotNumber),
+                    n => Ok((pos + n, None)),
                 }
-                Ok(pos + n)
             }
             Shape::Bracketed => {
                 if b.get(pos) != Some(&b'[') {
-                    return Err(LineError::Mismatch(format!(
-                        "expected `[` of {} at byte {}",
-                        seg_name(seg),
-                        pos + 1
-                    )));
+                    return Err(Miss::NoBracket);
                 }
                 memchr::memchr(b']', &b[pos..])
-                    .map(|e| pos + e + 1)
-                    .ok_or_else(|| {
-                        LineError::Mismatch(format!("{} has no closing `]`", seg_name(seg)))
-                    })
+                    .map(|e| (pos + e + 1, None))
+                    .ok_or(Miss::NoClose)
             }
-            Shape::Free | Shape::List => match self.segs.get(i + 1) {
-                None => Ok(b.len()),
-                Some(Seg::Lit(l)) => {
-                    let look = match self.segs.get(i + 2) {
-                        Some(Seg::Field { start, .. }) => Some(*start),
-                        Some(Seg::Lit(_)) => Some(Start::Any),
-                        None => None,
+            Shape::Free | Shape::List => match look {
+                Look::Eol => Ok((b.len(), None)),
+                Look::Lit(next) => {
+                    let Some(Seg::Lit(l)) = self.segs.get(i + 1) else {
+                        unreachable!("Look::Lit is only set before a literal")
                     };
-                    find_end(b, pos, l, shape == Shape::List, look)
-                        .ok_or_else(|| mismatch(l, b.len(), i + 1, &self.segs))
+                    match find_end(b, pos, l, shape == Shape::List, next) {
+                        Some(end) => Ok((end, Some(end + l.len()))),
+                        // The format's closing text is missing at the end of the line (a cut
+                        // last quote): the value runs to the end, as the built-in reader reads it.
+                        None if next.is_none() => Ok((b.len(), Some(b.len()))),
+                        None => Err(Miss::Lit),
+                    }
                 }
-                Some(Seg::Field { .. }) => {
-                    unreachable!("variables with nothing between them are grouped")
-                }
+            },
+        }
+    }
+
+    /// The message for field `i` that did not match at `pos`.
+    #[cold]
+    fn miss(&self, miss: Miss, b: &[u8], pos: usize, i: usize) -> LineError {
+        let name = seg_name(&self.segs[i]);
+        match miss {
+            Miss::Short => LineError::Mismatch(format!("the line ends before {name}")),
+            Miss::NotNumber => {
+                LineError::Mismatch(format!("{name} is not a number at byte {}", pos + 1))
+            }
+            Miss::NoBracket => {
+                LineError::Mismatch(format!("expected `[` of {name} at byte {}", pos + 1))
+            }
+            Miss::NoClose => LineError::Mismatch(format!("{name} has no closing `]`")),
+            Miss::Lit => match self.segs.get(i + 1) {
+                Some(Seg::Lit(l)) => mismatch(l, b.len(), i + 1, &self.segs),
+                _ => LineError::Mismatch(format!("{name} does not end")),
             },
         }
     }
@@ -1096,7 +1161,7 @@ fn find_end(b: &[u8], from: usize, lit: &[u8], list: bool, look: Option<Start>) 
     let mut fallback = None;
     while let Some(i) = memchr::memchr(first, &b[at..]).map(|i| i + at) {
         at = i + 1;
-        if !b[i..].starts_with(lit) {
+        if !starts(&b[i..], lit) {
             continue;
         }
         if first == b'"' && i > from && b[i - 1] == b'\\' && !(i > from + 1 && b[i - 2] == b'\\') {
@@ -1141,6 +1206,7 @@ fn group_seg(format: &str, group: Vec<Var>) -> Result<Seg, FormatError> {
             start: v.start,
             path_from_slash: false,
             names,
+            look: Look::Eol,
         });
     }
     let path_at = group.iter().position(|v| v.role == Role::Path);
@@ -1174,6 +1240,7 @@ fn group_seg(format: &str, group: Vec<Var>) -> Result<Seg, FormatError> {
         start: group[0].start,
         path_from_slash,
         names,
+        look: Look::Eol,
     })
 }
 
