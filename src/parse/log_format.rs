@@ -611,8 +611,9 @@ enum Piece {
     Var(Var),
 }
 
+/// The index (in chars) of the char at or before byte offset `byte`.
 fn char_at(format: &str, byte: usize) -> usize {
-    format[..byte].chars().count()
+    format.char_indices().take_while(|(i, _)| *i < byte).count()
 }
 
 fn lex_nginx(format: &str) -> Result<Vec<Piece>, FormatError> {
@@ -999,7 +1000,7 @@ impl Text {
                     // (end of the value, end of the literal after it if that was matched too)
                     let (end, after) = self
                         .field_end(b, pos, i, *shape, *look)
-                        .map_err(|m| self.miss(m, b, pos, i))?;
+                        .map_err(|m| self.miss(m, pos, i))?;
                     let value = line.get(pos..end).ok_or_else(|| {
                         LineError::Mismatch(format!("{} cut inside a character", seg_name(seg)))
                     })?;
@@ -1073,7 +1074,7 @@ impl Text {
 
     /// The message for field `i` that did not match at `pos`.
     #[cold]
-    fn miss(&self, miss: Miss, b: &[u8], pos: usize, i: usize) -> LineError {
+    fn miss(&self, miss: Miss, pos: usize, i: usize) -> LineError {
         let name = seg_name(&self.segs[i]);
         match miss {
             Miss::Short => LineError::Mismatch(format!("the line ends before {name}")),
@@ -1085,7 +1086,11 @@ impl Text {
             }
             Miss::NoClose => LineError::Mismatch(format!("{name} has no closing `]`")),
             Miss::Lit => match self.segs.get(i + 1) {
-                Some(Seg::Lit(l)) => mismatch(l, b.len(), i + 1, &self.segs),
+                Some(Seg::Lit(l)) => LineError::Mismatch(format!(
+                    "no {:?} after {name} (from byte {}): the line lacks what the format has next",
+                    String::from_utf8_lossy(l),
+                    pos + 1
+                )),
                 _ => LineError::Mismatch(format!("{name} does not end")),
             },
         }
@@ -1334,7 +1339,15 @@ fn json_keys(format: &str, dialect: Dialect) -> Result<FieldMap, FormatError> {
             Dialect::Nginx => lex_nginx(value),
             Dialect::Apache => lex_apache(value),
         }
-        .map_err(|e| err(v0 + e.at, &e.message))?;
+        .map_err(|e| {
+            // `e.at` counts chars in `value`, which starts this many bytes into the format.
+            let start = value.as_ptr() as usize - format.as_ptr() as usize;
+            FormatError {
+                format: format.to_string(),
+                at: char_at(format, start) + e.at,
+                message: e.message,
+            }
+        })?;
         if let [Piece::Var(v)] = pieces.as_slice() {
             if let Some(field) = v.role.field() {
                 has_ip |= field == FieldName::Ip;
@@ -1499,6 +1512,12 @@ mod tests {
             ),
             ("", 0, "empty"),
             (r#"'{"ip":"$remote_addr"}'"#, 0, "no key holding the time"),
+            // An error inside a JSON value, after a multi-byte character.
+            (
+                "{\"é\":\"$remote_addr\",\"t\":\"x $\"}",
+                27,
+                "`$` must be followed",
+            ),
         ] {
             match LogFormat::from_arg(def) {
                 Err(e) => {
@@ -1513,6 +1532,17 @@ mod tests {
         }
         let e = LogFormat::from_arg("%h %l %Z %t").unwrap_err().to_string();
         assert!(e.ends_with("\n  %h %l %Z %t\n        ^"), "{e}");
+    }
+
+    /// Inputs the fuzzer found panics with (fuzz/regressions/): each must now be an answer.
+    #[test]
+    fn fuzz_regressions() {
+        // A format error inside a JSON value was placed by adding a char count to a byte offset.
+        let data = include_bytes!("../../fuzz/regressions/format_compiler-json-value-offset");
+        let def = data.split(|b| *b == 0).next().unwrap();
+        let e = LogFormat::from_arg(&String::from_utf8_lossy(def)).unwrap_err();
+        assert!(e.at <= e.format.chars().count());
+        let _ = e.to_string();
     }
 
     #[test]
