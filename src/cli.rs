@@ -32,7 +32,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Analyse access logs: write decisions.json, decisions.csv and ban lists into --out.
+    /// Analyse access logs: write decisions.json, decisions.csv and ban lists into --out
     ///
     /// Inputs may be plain files, gzip archives (detected by content) or `-` for stdin; several
     /// files (e.g. a rotated set in any order) are merged into one time-ordered stream.
@@ -46,8 +46,9 @@ pub enum Command {
     ///   iptables-restore --noflush < incident/bans.rules
     ///   bouncer analyze --nginx-conf /etc/nginx/nginx.conf
     ///   bouncer analyze --log-format vhost_combined /var/log/apache2/other_vhosts_access.log*
-    ///   bouncer analyze --log-format '$remote_addr [$time_local] "$request" $status $request_time' access.log
+    ///   bouncer analyze --log-format '$remote_addr [$time_local] "$request" $status' access.log
     ///   docker logs nginx 2>&1 | bouncer analyze -
+    #[command(verbatim_doc_comment)]
     Analyze(Box<AnalyzeArgs>),
     /// Print a ban list from a (reviewed) decisions.json.
     ///
@@ -64,14 +65,15 @@ pub enum Command {
     Follow(Box<FollowArgs>),
     /// Show active bans of a `follow` state directory (one JSON object per line).
     Status(StatusArgs),
-    /// Show the format detected in each file, why, and its first line read field by field.
+    /// Show the format detected in each file, why, and its first line read field by field
     ///
     /// Without files: list the preset formats `--log-format` takes by name.
     ///
     /// Examples:
     ///   bouncer formats /var/log/nginx/access.log /var/log/apache2/other_vhosts_access.log
-    ///   bouncer formats --log-format "$(grep -A3 'log_format main' /etc/nginx/nginx.conf)" access.log
+    ///   bouncer formats --log-format "$(sed -n '/log_format *main/,/;/p' /etc/nginx/nginx.conf)" access.log
     ///   bouncer formats --nginx-conf /etc/nginx/nginx.conf
+    #[command(verbatim_doc_comment)]
     Formats(Box<FormatsArgs>),
     /// Lift a ban now (through the running `follow`, or on the saved state and the kernel).
     Unban(UnbanArgs),

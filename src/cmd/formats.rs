@@ -89,35 +89,42 @@ fn render(name: &str, gzip: bool, parser: &LineParser, d: &crate::parse::Detecti
         return s;
     }
     let _ = writeln!(s, "  format: {}", d.format);
-    let _ = writeln!(
-        s,
-        "  why: {} of the first {} non-empty lines read as {}",
-        d.read,
-        d.sampled,
-        if d.by_format.is_empty() {
-            "no format bouncer knows".to_string()
-        } else {
+    let _ = match d.by_format.is_empty() {
+        true => writeln!(
+            s,
+            "  why: none of the first {} non-empty lines could be read",
+            d.sampled
+        ),
+        false => writeln!(
+            s,
+            "  why: {} of the first {} non-empty lines read as {}",
+            d.read,
+            d.sampled,
             d.by_format
                 .iter()
                 .map(|(f, n)| format!("{f} ({n})"))
                 .collect::<Vec<_>>()
                 .join(", ")
-        }
-    );
+        ),
+    };
     for n in &d.notes {
         let _ = writeln!(s, "  note: {n}");
     }
     let order = parser.order();
     let used = order.len() - d.fallbacks.len();
-    let _ = writeln!(
-        s,
-        "  each line is read by the first of: {}{}",
-        order[..used].join(", "),
-        match d.fallbacks.len() {
-            0 => String::new(),
-            n => format!(", then {n} more: {}", d.fallbacks.join(", ")),
-        }
-    );
+    if used == 0 {
+        let _ = writeln!(s, "  tried: {}: none reads these lines", order.join(", "));
+    } else {
+        let _ = writeln!(
+            s,
+            "  each line is read by the first of: {}{}",
+            order[..used].join(", "),
+            match d.fallbacks.len() {
+                0 => String::new(),
+                n => format!(", then {n} more: {}", d.fallbacks.join(", ")),
+            }
+        );
+    }
     if let Some((line, e)) = &d.first {
         let _ = writeln!(s, "  first line read (line {line}), as {}:", e.format);
         explain(&mut s, e);
