@@ -12,7 +12,8 @@ fuzz_target!(|data: &[u8]| {
     match nginx_conf::read("nginx.conf", &text, &mut include) {
         Ok(conf) => {
             for f in &conf.formats {
-                let _ = LogFormat::compile(&f.name, &f.format, f.escape.as_deref()).map_err(|e| e.to_string());
+                let _ = LogFormat::compile(&f.name, &f.format, f.escape.as_deref())
+                    .map_err(|e| e.to_string());
             }
         }
         Err(e) => assert!(e.line >= 1, "{e}"),

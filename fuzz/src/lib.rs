@@ -10,7 +10,10 @@ use parse::ParseOptions;
 /// X-Forwarded-For lists are walked) and a zone for zone-less times.
 pub fn opts() -> ParseOptions {
     ParseOptions {
-        trusted_proxies: vec!["10.0.0.0/8".parse().unwrap(), "2001:db8::/32".parse().unwrap()],
+        trusted_proxies: vec![
+            "10.0.0.0/8".parse().unwrap(),
+            "2001:db8::/32".parse().unwrap(),
+        ],
         input_offset_secs: 3600,
         ..Default::default()
     }
@@ -21,7 +24,11 @@ pub fn opts() -> ParseOptions {
 pub fn check(r: &Result<parse::Request, parse::LineError>) {
     match r {
         Ok(req) => {
-            assert!((parse::MIN_TIME..parse::MAX_TIME).contains(&req.time), "{}", req.time);
+            assert!(
+                (parse::MIN_TIME..parse::MAX_TIME).contains(&req.time),
+                "{}",
+                req.time
+            );
             // The text bouncer writes for it is valid (and what export reads back).
             let t = parse::format_time(req.time);
             assert_eq!(parse::parse_any_time(&t), Some(req.time), "{t}");
