@@ -112,6 +112,11 @@ pub struct AnalyzeArgs {
     #[arg(long, value_name = "DIR")]
     pub state: Option<PathBuf>,
 
+    /// Memory for sorting an input that is not in time order (beyond --reorder-secs), e.g.
+    /// 512M or 2G; sorted runs beyond it go to temporary files in $TMPDIR [default: 512M]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub sort_memory: Option<usize>,
+
     #[command(flatten)]
     pub ingest: IngestArgs,
 
@@ -132,7 +137,13 @@ pub struct AnalyzeArgs {
 
     /// Show times in the report in this zone: UTC or a fixed offset such as +02:00 or -0530
     /// (a fixed offset, not an IANA name: one clock for the whole incident) [default: UTC]
-    #[arg(long, value_name = "ZONE", help_heading = "Report")]
+    // allow_hyphen_values: `--tz -0530` is a value, not an unknown flag.
+    #[arg(
+        long,
+        value_name = "ZONE",
+        help_heading = "Report",
+        allow_hyphen_values = true
+    )]
     pub tz: Option<String>,
 
     /// Don't write the HTML report (for timing runs with and without it).
@@ -181,7 +192,9 @@ pub struct IngestArgs {
     #[arg(long = "trusted-proxy", value_name = "CIDR")]
     pub trusted_proxies: Vec<String>,
 
-    /// Put lines back in order when they are at most this late (seconds) [default: 1800]
+    /// Put lines back in order when they are at most this late (seconds); an input with lines
+    /// later than that is sorted as a whole [default: 1800]
+    // `follow` replaces this help with its own meaning and default (FollowArgs).
     #[arg(long, value_name = "SECS")]
     pub reorder_secs: Option<i64>,
 
@@ -199,46 +212,60 @@ pub struct DetectArgs {
     /// Never ban private ranges (RFC 1918, CGNAT, ULA, link-local).
     #[arg(long)]
     pub allow_private: bool,
-    /// Sliding window for rates, seconds.
+    /// Short window (floods), seconds [default: 10]
+    #[arg(long, value_name = "SECS")]
+    pub short_secs: Option<u32>,
+    /// Minute window (scrapers, brute force, fast scans), seconds [default: 60]
     #[arg(long, value_name = "SECS")]
     pub window_secs: Option<u32>,
-    /// Rolling baseline length, seconds.
+    /// Long window (low-and-slow scans, through the error surge), seconds [default: 600]
+    #[arg(long, value_name = "SECS")]
+    pub long_secs: Option<u32>,
+    /// What an asset request (static file, HEAD, 304, 206) costs relative to a page [default: 0.1]
+    #[arg(long, value_name = "W")]
+    pub asset_weight: Option<f64>,
+    /// Recent log time the learned levels cover, seconds [default: 3600]
     #[arg(long, value_name = "SECS")]
     pub baseline_secs: Option<u32>,
-    /// Baseline recomputation interval, seconds of log time.
+    /// How often the levels are recomputed, seconds of log time [default: 300]
     #[arg(long, value_name = "SECS")]
     pub recompute_secs: Option<u32>,
-    /// No decisions during the first SECS of log time.
+    /// No decisions during the first SECS of log time [default: 120]
     #[arg(long, value_name = "SECS")]
     pub warmup_secs: Option<u32>,
-    /// Ban above this z-score.
-    #[arg(long, value_name = "Z")]
-    pub z_threshold: Option<f64>,
-    /// Ban above this multiple of the baseline mean.
+    /// Ban above this multiple of the learned level (the busiest normal clients) [default: 6]
     #[arg(long, value_name = "X")]
     pub multiplier_threshold: Option<f64>,
-    /// Error share ≥ RATIO × baseline share is an error surge.
+    /// …and, for a client with a history, above this z-score against its own usual load
+    /// [default: 3]
+    #[arg(long, value_name = "Z")]
+    pub z_threshold: Option<f64>,
+    /// Error share ≥ RATIO × the site's share is an error surge [default: 3]
     #[arg(long, value_name = "RATIO")]
     pub error_surge_ratio: Option<f64>,
-    /// Thresholds are multiplied by this during an error surge.
+    /// Thresholds are multiplied by this during an error surge [default: 0.7]
     #[arg(long, value_name = "FACTOR")]
     pub error_surge_factor: Option<f64>,
-    /// Never ban with fewer requests than this in a window.
+    /// Safety-net limit of the short window, whatever was learned [default: 20]
+    #[arg(long, value_name = "LOAD")]
+    pub short_floor: Option<f64>,
+    /// Safety-net limit of the minute window [default: 40]
+    #[arg(long, value_name = "LOAD")]
+    pub minute_floor: Option<f64>,
+    /// Safety-net limit of the long window [default: 60]
+    #[arg(long, value_name = "LOAD")]
+    pub long_floor: Option<f64>,
+    /// Until the baseline holds this many client-hours, the limits are the floors × 3
+    /// [default: 300]
     #[arg(long, value_name = "N")]
-    pub min_requests: Option<u32>,
-    /// Floor for the per-IP baseline mean (requests per window).
-    #[arg(long, value_name = "N")]
-    pub ip_mean_floor: Option<f64>,
-    /// Floor for the per-IP baseline standard deviation.
-    #[arg(long, value_name = "N")]
-    pub ip_std_floor: Option<f64>,
-    /// No site-wide alert below this many requests per window.
+    pub min_clients: Option<u64>,
+    /// No site-wide alert below this many requests per minute window [default: 200]
     #[arg(long, value_name = "N")]
     pub global_min_requests: Option<u32>,
-    /// Quiet time that ends a ban or alert episode, seconds.
+    /// Quiet time that ends a ban or alert episode, seconds [default: 600]
     #[arg(long, value_name = "SECS")]
     pub episode_gap_secs: Option<u32>,
-    /// Ban length written into the ban lists, seconds.
+    /// Ban length written into the ban lists, seconds [default: 14400]
     #[arg(long, value_name = "SECS")]
     pub ban_secs: Option<u64>,
 }
@@ -278,7 +305,12 @@ pub enum ExportFormat {
     Csv,
 }
 
+/// `follow` does not hold lines back (a flood is banned within its first second): a line up to
+/// this late is counted in its own second, an older one is counted as late and left out.
 #[derive(Debug, Args)]
+#[command(mut_arg("reorder_secs", |a| a.help(
+    "Count a line up to this late (seconds) in its own second; older lines are counted as late and left out [default: 60]"
+)))]
 pub struct FollowArgs {
     /// Access logs to follow (may not exist yet; rotation is followed).
     #[arg(required = true, value_name = "LOG")]
@@ -312,6 +344,12 @@ pub struct FollowArgs {
     /// Strikes are forgotten after this long without a ban [default: 86400]
     #[arg(long, value_name = "SECS")]
     pub strike_decay_secs: Option<u64>,
+
+    /// Treat everything in bouncer's set or chain as bouncer's: remove any entry it does not
+    /// want banned (bans of an earlier run without --state, `bans.ipset` loads, entries added by
+    /// hand). Without it, only entries this follow added are ever removed.
+    #[arg(long)]
+    pub own_set: bool,
 
     /// Check the kernel's ban set this often and repair it [default: 5]
     #[arg(long, value_name = "SECS")]
@@ -373,4 +411,26 @@ pub struct UnbanArgs {
     pub backend: Option<crate::emit::firewall::Backend>,
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// `64K`, `512M`, `2G` or plain bytes.
+fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let (digits, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => (&t[..i], t[i..].trim()),
+        None => (t, ""),
+    };
+    let shift = match unit.to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        _ => return Err(format!("{s:?}: a size such as 64K, 512M or 2G")),
+    };
+    let n: usize = digits
+        .parse()
+        .map_err(|_| format!("{s:?}: a size such as 64K, 512M or 2G"))?;
+    n.checked_shl(shift)
+        .filter(|b| b >> shift == n && *b >= 64 << 10)
+        .ok_or_else(|| format!("{s:?}: between 64K and what the machine has"))
 }

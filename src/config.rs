@@ -1,6 +1,11 @@
 //! Settings from a TOML file, resolved with the command line into plain structs before work
 //! starts (CLI > config file > default). Unknown keys are errors, so a typo never silently keeps
 //! a default.
+//!
+//! The file may hold a secret (`[follow] slack_webhook`), so an error about it never shows the
+//! file's text: toml's own message quotes the offending line, which for a misplaced or unquoted
+//! webhook *is* the webhook. Errors say where (line, column, key) and what, with any quoted value
+//! redacted ([`describe_toml_error`]).
 
 use crate::detect::DetectSettings;
 use crate::parse::Format;
@@ -107,17 +112,71 @@ impl ConfigFile {
     }
 
     pub fn parse(text: &str) -> Result<ConfigFile, String> {
-        let cfg: ConfigFile = toml::from_str(text).map_err(|e| e.to_string())?;
+        let cfg: ConfigFile = toml::from_str(text).map_err(|e| describe_toml_error(text, &e))?;
         cfg.detect.validate()?;
-        validate_chain_name(&cfg.output.chain)?;
-        validate_chain_name(&cfg.output.ban_chain)?;
-        validate_chain_name(&cfg.output.set_name)?;
+        validate_chain_name(&cfg.output.chain).map_err(|e| format!("[output] chain: {e}"))?;
+        validate_chain_name(&cfg.output.ban_chain)
+            .map_err(|e| format!("[output] ban_chain: {e}"))?;
+        validate_chain_name(&cfg.output.set_name).map_err(|e| format!("[output] set_name: {e}"))?;
         Ok(cfg)
     }
 }
 
+/// `line L, column C: <toml's message>` without the source excerpt toml would print, and with
+/// every quoted value in the message redacted (`invalid type: string "…", expected u64`).
+/// Key names (identifiers in backticks) stay, so a typo is still easy to find.
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+    let at = e
+        .span()
+        .and_then(|span| text.get(..span.start))
+        .map(|before| {
+            let line = before.matches('\n').count() + 1;
+            let start = before.rfind('\n').map_or(0, |i| i + 1);
+            let column = before[start..].chars().count() + 1;
+            format!("line {line}, column {column}: ")
+        })
+        .unwrap_or_default();
+    format!(
+        "{at}{} (the line is not shown: it may hold the Slack webhook)",
+        redact_quoted(e.message().trim())
+    )
+}
+
+/// Text between `"…"` or `` `…` `` becomes `…`, unless it is a short identifier (a key name
+/// such as `z_treshold`) or short punctuation (`"` in "expected `\"`").
+fn redact_quoted(msg: &str) -> String {
+    let harmless = |inner: &str| {
+        inner.len() <= 40
+            && (inner
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+                || (inner.len() <= 3 && !inner.chars().any(|c| c.is_alphanumeric())))
+    };
+    let mut out = String::with_capacity(msg.len());
+    let mut rest = msg;
+    while let Some(open) = rest.find(['"', '`']) {
+        let quote = rest[open..].chars().next().unwrap_or('"');
+        let after = &rest[open + 1..];
+        // The closing quote; a backtick pair may hold a `"` (toml writes expected `"`).
+        let Some(close) = after.find(quote) else {
+            out.push_str(&rest[..open]);
+            out.push(quote);
+            out.push('…');
+            return out;
+        };
+        let inner = &after[..close];
+        out.push_str(&rest[..=open]);
+        out.push_str(if harmless(inner) { inner } else { "…" });
+        out.push(quote);
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Chain and set names end up in rulesets: allow only what iptables/ipset/nft accept unquoted.
 pub fn validate_chain_name(name: &str) -> Result<(), String> {
+    // The name is not echoed: from a config file it could be a misplaced secret.
     let ok = !name.is_empty()
         && name.len() <= 28
         && name
@@ -126,9 +185,7 @@ pub fn validate_chain_name(name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "invalid chain/set name {name:?}: use 1–28 letters, digits, '-' or '_'"
-        ))
+        Err("invalid chain/set name: use 1–28 letters, digits, '-' or '_'".into())
     }
 }
 
@@ -145,6 +202,76 @@ mod tests {
             IngestConfig::default().reorder_secs
         );
         assert_eq!(cfg.output.chain, "INPUT");
+    }
+
+    /// Slack's documented example shape: what a real webhook looks like.
+    const WEBHOOK: &str =
+        "https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX";
+
+    #[test]
+    fn a_misplaced_or_unquoted_webhook_is_never_echoed() {
+        // Regression (issue 12, 16): toml's error quoted the offending line, i.e. the webhook.
+        let cases = [
+            (
+                format!("[follow]\nslack_webhook = {WEBHOOK}\n"),
+                "line 2, column 17",
+                "quoted",
+            ),
+            (
+                format!("slack_webhook = \"{WEBHOOK}\"\n"),
+                "line 1, column 1",
+                "`slack_webhook`",
+            ),
+            (
+                format!("[follow]\nreconcile_secs = \"{WEBHOOK}\"\n"),
+                "line 2",
+                "expected u64",
+            ),
+            (
+                format!("[follow]\nslack_webhook = \"{WEBHOOK}\n"),
+                "line 2",
+                "string",
+            ),
+            (
+                format!("[output]\nchain = \"{WEBHOOK}\"\n"),
+                "[output] chain",
+                "invalid chain",
+            ),
+            (
+                format!("[detect]\nallowlist = [\"{WEBHOOK}\"]\n"),
+                "line 2",
+                "",
+            ),
+            (
+                format!("[follow]\n\"{WEBHOOK}\" = 1\n"),
+                "line 2",
+                "unknown field",
+            ),
+            (format!("{WEBHOOK}\n"), "line 1", ""),
+        ];
+        for (text, at, what) in cases {
+            let e = ConfigFile::parse(&text).unwrap_err();
+            for secret in ["hooks.slack.com", "XXXXXXXX", "T00000000", "B00000000"] {
+                assert!(!e.contains(secret), "{text:?} -> {e}");
+            }
+            assert!(e.contains(at) && e.contains(what), "{text:?} -> {e}");
+        }
+        let ok = ConfigFile::parse(&format!("[follow]\nslack_webhook = \"{WEBHOOK}\"\n")).unwrap();
+        assert_eq!(ok.follow.slack_webhook.as_deref(), Some(WEBHOOK));
+    }
+
+    #[test]
+    fn redaction_keeps_key_names() {
+        assert_eq!(
+            redact_quoted("unknown field `z_treshold`, expected one of `window_secs`"),
+            "unknown field `z_treshold`, expected one of `window_secs`"
+        );
+        assert_eq!(
+            redact_quoted("invalid type: string \"a b\", expected u64"),
+            "invalid type: string \"…\", expected u64"
+        );
+        assert_eq!(redact_quoted("expected `\"`, `'`"), "expected `\"`, `'`");
+        assert_eq!(redact_quoted("dangling \"secret"), "dangling \"…");
     }
 
     #[test]

@@ -21,13 +21,6 @@ pub fn real_log(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// A log from ../shared/data/wild (real logs of strangers' servers, in many formats).
-pub fn wild_log(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data/wild")
-        .join(name)
-}
-
 pub struct Run {
     pub code: i32,
     pub stdout: String,
@@ -94,4 +87,11 @@ pub fn strings(v: &Value) -> Vec<String> {
         .iter()
         .map(|s| s.as_str().unwrap().to_string())
         .collect()
+}
+
+/// A log from ../shared/data/wild (harder real logs from strangers' servers).
+pub fn wild_log(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data/wild")
+        .join(name)
 }

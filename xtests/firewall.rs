@@ -590,3 +590,690 @@ fn nft_ban_drops_packets() {
         ns.load(&["nft", "-f"], &nft(&bans(), &RulesetOptions::default()));
     });
 }
+
+// ---------------------------------------------------------------------------
+// `bouncer follow --enforce` inside the namespace (issue 12: 1, 2, 3, 5, 19).
+// `BOUNCER_E2E_BIN=PATH` runs these against another build (e.g. the one before a fix, to see
+// them fail).
+// ---------------------------------------------------------------------------
+
+/// The four IPs `analyze` and `follow` ban in `fixtures/mixture.log` (see README).
+const MIXTURE_BANS: [&str; 4] = [
+    "192.168.4.25",
+    "192.236.194.162",
+    "192.236.195.112",
+    "192.236.195.162",
+];
+/// The one IP `analyze` bans in the real Netsparker run.
+const NETSPARKER_BAN: &str = "192.168.4.164";
+
+fn bouncer_bin() -> String {
+    std::env::var("BOUNCER_E2E_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_bouncer").to_owned())
+}
+
+fn manifest(rel: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// Polls `cond` every 100 ms for up to `timeout`.
+fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        sleep(Duration::from_millis(100));
+    }
+}
+
+/// `bouncer follow --enforce --reconcile-secs 1 ARGS… LOG` running inside `ns`, stderr to a
+/// file. Killed on drop (the namespace's drop kills it too).
+struct Follower {
+    child: ChildGuard,
+    stderr: std::path::PathBuf,
+}
+
+impl Follower {
+    fn start(ns: &Netns, dir: &Path, name: &str, log: &Path, args: &[&str]) -> Follower {
+        let stderr = dir.join(format!("{name}.stderr"));
+        let file = File::create(&stderr).expect("stderr file");
+        let bin = bouncer_bin();
+        let log = log.to_str().expect("utf-8 path");
+        let mut all = vec![bin.as_str(), "follow", "--enforce", "--reconcile-secs", "1"];
+        all.extend(args);
+        all.push(log);
+        let child = ns
+            .command(&all)
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(file))
+            .spawn()
+            .expect("spawn bouncer follow");
+        Follower {
+            child: ChildGuard(child),
+            stderr,
+        }
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Waits until stderr contains `what`; panics with stderr otherwise.
+    fn expect(&self, what: &str, timeout: Duration) {
+        assert!(
+            wait_until(timeout, || self.stderr().contains(what)),
+            "{what:?} not in follow's stderr after {timeout:?}:\n{}",
+            self.stderr()
+        );
+    }
+
+    /// SIGTERM and wait: bouncer saves and exits 0.
+    fn stop(mut self) -> String {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.0.id().to_string()])
+            .status();
+        let done = wait_until(Duration::from_secs(10), || {
+            matches!(self.child.0.try_wait(), Ok(Some(_)))
+        });
+        assert!(done, "follow did not stop on SIGTERM:\n{}", self.stderr());
+        self.stderr()
+    }
+}
+
+/// Firewall error lines follow printed.
+fn firewall_errors(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|l| l.starts_with("bouncer: firewall:"))
+        .filter(|l| !l.contains("firewall: hooks:") && !l.starts_with("bouncer: firewall: +"))
+        .collect()
+}
+
+/// Whether `ip` is dropped by the backend's set or chain (not whether it is hooked).
+fn in_kernel(ns: &Netns, backend: &str, ip: &str) -> bool {
+    let v6 = ip.contains(':');
+    match backend {
+        "ipset" => ns
+            .run(&[
+                "ipset",
+                "test",
+                if v6 { "bouncer6" } else { "bouncer4" },
+                ip,
+            ])
+            .status
+            .success(),
+        _ => {
+            // `run`, not `ok`: iptables-nft reading while bouncer commits may fail ("chain
+            // `BOUNCER' … is incompatible"); callers poll.
+            let out = ns.run(&[if v6 { "ip6tables" } else { "iptables" }, "-S", "BOUNCER"]);
+            let save = String::from_utf8_lossy(&out.stdout);
+            let prefix = format!("-A BOUNCER -s {ip}/{} ", if v6 { 128 } else { 32 });
+            save.lines().any(|l| l.starts_with(&prefix))
+        }
+    }
+}
+
+/// Waits until every one of `ips` is in the kernel; panics with follow's stderr otherwise.
+fn expect_in_kernel(ns: &Netns, backend: &str, ips: &[&str], f: &Follower, what: &str) {
+    let all = || ips.iter().all(|ip| in_kernel(ns, backend, ip));
+    assert!(
+        wait_until(Duration::from_secs(20), all),
+        "{what}: {backend}: not every one of {ips:?} is in the kernel; follow said:\n{}",
+        f.stderr()
+    );
+}
+
+/// The hook rule of `backend` in `chain` for one family, as `-S` prints it.
+fn hook_line(backend: &str, chain: &str, v6: bool) -> String {
+    match backend {
+        "ipset" => format!(
+            "-A {chain} -m set --match-set {} src -j DROP",
+            if v6 { "bouncer6" } else { "bouncer4" }
+        ),
+        _ => format!("-A {chain} -j BOUNCER"),
+    }
+}
+
+/// What Docker creates: `DOCKER-USER` with its RETURN rule, in iptables and, when Docker has
+/// IPv6, in ip6tables.
+fn docker_user(ns: &Netns, v6: bool) {
+    let bins: &[&str] = if v6 {
+        &["iptables", "ip6tables"]
+    } else {
+        &["iptables"]
+    };
+    for bin in bins {
+        ns.ok(&[bin, "-N", "DOCKER-USER"]);
+        ns.ok(&[bin, "-A", "DOCKER-USER", "-j", "RETURN"]);
+    }
+}
+
+/// `bouncer analyze LOG --out DIR -q` on the host; returns DIR.
+fn analyze_into(log: &Path, out: &Path) -> std::path::PathBuf {
+    let r = run_with_timeout(
+        Command::new(bouncer_bin())
+            .args(["analyze", "-q", "--no-report", "--out"])
+            .arg(out)
+            .arg(log),
+        None,
+        CMD_TIMEOUT,
+    );
+    assert!(
+        r.status.success(),
+        "analyze {}: {}",
+        log.display(),
+        String::from_utf8_lossy(&r.stderr)
+    );
+    out.to_owned()
+}
+
+#[test]
+fn follow_on_a_docker_host_protects_host_services_and_published_ports() {
+    // Regression (issue 12, 1): with DOCKER-USER present, follow hooked its set from
+    // DOCKER-USER *instead of* INPUT, and a banned IP still got 200 from nginx on the host.
+    // With Docker's IPv6 off, IPv6 is hooked from INPUT only, without an error.
+    for (backend, docker_v6) in [
+        ("ipset", true),
+        ("iptables", true),
+        ("ipset", false),
+        ("iptables", false),
+    ] {
+        let tools = ["ipset", "iptables", "ip6tables", "python3", "curl"];
+        let Some(ns) = Netns::new_or_skip(&tools) else {
+            return;
+        };
+        docker_user(&ns, docker_v6);
+        let listener = start_listener(&ns);
+        let banned = MIXTURE_BANS[3];
+        ns.ok(&["ip", "addr", "add", &format!("{banned}/32"), "dev", "lo"]);
+        assert_eq!(curl(&ns, Some(banned), "127.0.0.1"), Some(0), "baseline");
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = Follower::start(
+            &ns,
+            dir.path(),
+            backend,
+            &manifest("fixtures/mixture.log"),
+            &["--backend", backend, "--from-start"],
+        );
+        f.expect("firewall: +4 -0", Duration::from_secs(20));
+        for ip in MIXTURE_BANS {
+            assert!(in_kernel(&ns, backend, ip), "{backend}: {ip}");
+        }
+        let v6_chains: &[&str] = if docker_v6 {
+            &["INPUT", "DOCKER-USER"]
+        } else {
+            &["INPUT"]
+        };
+        for (bin, v6, chains) in [
+            ("iptables", false, &["INPUT", "DOCKER-USER"][..]),
+            ("ip6tables", true, v6_chains),
+        ] {
+            let save = ns.ok(&[bin, "-S"]);
+            for chain in chains {
+                let rule = hook_line(backend, chain, v6);
+                assert_eq!(count_lines(&save, &rule), 1, "{backend} {bin}:\n{save}");
+            }
+            if chains.contains(&"DOCKER-USER") {
+                let docker: Vec<&str> = save
+                    .lines()
+                    .filter(|l| l.starts_with("-A DOCKER-USER"))
+                    .collect();
+                assert_eq!(docker.len(), 2, "ours first, Docker's RETURN kept:\n{save}");
+                assert_eq!(docker.last(), Some(&"-A DOCKER-USER -j RETURN"), "{save}");
+            }
+        }
+        assert_eq!(
+            curl(&ns, Some(banned), "127.0.0.1"),
+            Some(28),
+            "{backend}: {banned} must be dropped by the host's INPUT hook"
+        );
+        assert_eq!(curl(&ns, Some(ALLOWED_V4), "127.0.0.1"), Some(0));
+        f.expect(
+            &format!(
+                "hooks: IPv4 from INPUT, DOCKER-USER; IPv6 from {}",
+                v6_chains.join(", ")
+            ),
+            Duration::from_secs(5),
+        );
+        let stderr = f.stop();
+        assert!(firewall_errors(&stderr).is_empty(), "{backend}:\n{stderr}");
+        drop(listener);
+    }
+}
+
+#[test]
+fn ipv4_bans_land_when_every_ipv6_hook_fails() {
+    // Regression (issue 12, 2): `ip6tables -I DOCKER-USER … No chain` (Docker without IPv6)
+    // aborted every reconcile, so the IPv4 set stayed empty while BANs were logged.
+    for backend in ["ipset", "iptables"] {
+        let Some(ns) = Netns::new_or_skip(&["ipset", "iptables", "ip6tables"]) else {
+            return;
+        };
+        docker_user(&ns, false);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = Follower::start(
+            &ns,
+            dir.path(),
+            backend,
+            &manifest("fixtures/mixture.log"),
+            &[
+                "--backend",
+                backend,
+                "--from-start",
+                "--chain",
+                "DOCKER-USER",
+            ],
+        );
+        expect_in_kernel(
+            &ns,
+            backend,
+            &MIXTURE_BANS,
+            &f,
+            "IPv4 bans with IPv6 failing",
+        );
+        let save = ns.ok(&["iptables", "-S", "DOCKER-USER"]);
+        assert_eq!(
+            count_lines(&save, &hook_line(backend, "DOCKER-USER", false)),
+            1
+        );
+        f.expect("bouncer: firewall: IPv6: ip6tables", Duration::from_secs(5));
+        let stderr = f.stop();
+        for line in firewall_errors(&stderr) {
+            assert!(line.starts_with("bouncer: firewall: IPv6: "), "{line}");
+            assert!(line.contains("DOCKER-USER"), "{line}");
+        }
+        assert!(
+            stderr.contains("hooks: IPv4 from DOCKER-USER; IPv6 not hooked"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn bans_ipset_and_follow_share_their_sets_in_either_order() {
+    // Regression (issue 12, 3): after `ipset restore < bans.ipset`, follow failed every
+    // reconcile ("set with the same name already exists"); the other way round, `ipset restore`
+    // exited 1 and left `bouncer4_tmp` behind.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = analyze_into(
+        &crate::common::real_log("scanner-netsparker.log"),
+        &dir.path().join("out"),
+    );
+    let file = std::fs::read_to_string(out.join("bans.ipset")).expect("bans.ipset");
+    let all: Vec<&str> = MIXTURE_BANS
+        .iter()
+        .copied()
+        .chain([NETSPARKER_BAN])
+        .collect();
+    let set_names = |ns: &Netns| {
+        let mut v: Vec<String> = ns
+            .ok(&["ipset", "list", "-n"])
+            .lines()
+            .map(String::from)
+            .collect();
+        v.sort();
+        v
+    };
+
+    // The file first (as README says), then follow.
+    let Some(ns) = Netns::new_or_skip(&["ipset", "iptables", "ip6tables"]) else {
+        return;
+    };
+    ns.load(&["ipset", "restore", "-file"], &file);
+    ensure_rule(
+        &ns,
+        "iptables",
+        &ipset_match_rule(&RulesetOptions::default(), false),
+    );
+    let f = Follower::start(
+        &ns,
+        dir.path(),
+        "file-first",
+        &manifest("fixtures/mixture.log"),
+        &["--backend", "ipset", "--from-start"],
+    );
+    expect_in_kernel(&ns, "ipset", &MIXTURE_BANS, &f, "follow after bans.ipset");
+    sleep(Duration::from_millis(2500)); // two more reconciles: the file's entry must stay
+    for ip in &all {
+        assert!(in_kernel(&ns, "ipset", ip), "file first: {ip}");
+    }
+    let stderr = f.stop();
+    assert!(firewall_errors(&stderr).is_empty(), "file first:\n{stderr}");
+    assert_eq!(set_names(&ns), ["bouncer4", "bouncer6"]);
+    drop(ns);
+
+    // follow first, then the file.
+    let Some(ns) = Netns::new_or_skip(&["ipset", "iptables", "ip6tables"]) else {
+        return;
+    };
+    let f = Follower::start(
+        &ns,
+        dir.path(),
+        "follow-first",
+        &manifest("fixtures/mixture.log"),
+        &["--backend", "ipset", "--from-start"],
+    );
+    f.expect("firewall: +4 -0", Duration::from_secs(20));
+    let load = run_with_timeout(
+        &mut ns.command(&["ipset", "restore"]),
+        Some(file.as_bytes()),
+        CMD_TIMEOUT,
+    );
+    assert!(
+        load.status.success(),
+        "ipset restore after follow: {}",
+        String::from_utf8_lossy(&load.stderr)
+    );
+    assert_eq!(
+        set_names(&ns),
+        ["bouncer4", "bouncer6"],
+        "no stray _tmp set"
+    );
+    assert!(in_kernel(&ns, "ipset", NETSPARKER_BAN));
+    // The load replaced the set's content; follow puts its own bans back at its next reconcile.
+    assert!(
+        wait_until(Duration::from_secs(5), || all
+            .iter()
+            .all(|ip| in_kernel(&ns, "ipset", ip))),
+        "follow's bans are back next to the file's:\n{}",
+        ns.ok(&["ipset", "list"])
+    );
+    let stderr = f.stop();
+    assert!(
+        firewall_errors(&stderr).is_empty(),
+        "follow first:\n{stderr}"
+    );
+}
+
+#[test]
+fn follow_removes_only_what_it_added() {
+    // Regression (issue 12, 5): follow without --state emptied the set at start (bans of the
+    // previous run, which it says the kernel keeps), and every reconcile removed an entry an
+    // admin had added by hand.
+    for backend in ["ipset", "iptables"] {
+        let Some(ns) = Netns::new_or_skip(&["ipset", "iptables", "ip6tables"]) else {
+            return;
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = Follower::start(
+            &ns,
+            dir.path(),
+            &format!("{backend}-first"),
+            &manifest("fixtures/mixture.log"),
+            &["--backend", backend, "--from-start"],
+        );
+        first.expect("firewall: +4 -0", Duration::from_secs(20));
+        first.stop();
+
+        // By hand, while nothing runs: one address in bouncer's own set or chain.
+        let admin = "203.0.113.99";
+        match backend {
+            "ipset" => ns.ok(&["ipset", "add", "bouncer4", admin]),
+            _ => ns.ok(&["iptables", "-A", "BOUNCER", "-s", admin, "-j", "DROP"]),
+        };
+        // A second run without state, on a log with no bans in it.
+        let quiet = dir.path().join("empty.log");
+        std::fs::write(&quiet, "").expect("empty log");
+        let second = Follower::start(
+            &ns,
+            dir.path(),
+            &format!("{backend}-second"),
+            &quiet,
+            &["--backend", backend],
+        );
+        second.expect("following 1 file(s)", Duration::from_secs(10));
+        sleep(Duration::from_millis(3000)); // two reconciles
+        for ip in MIXTURE_BANS.iter().chain([&admin]) {
+            assert!(
+                in_kernel(&ns, backend, ip),
+                "{backend}: {ip} was removed by a follow that did not add it:\n{}",
+                second.stderr()
+            );
+        }
+        let stderr = second.stop();
+        assert!(!stderr.contains("firewall: +0 -"), "{backend}:\n{stderr}");
+        assert!(firewall_errors(&stderr).is_empty(), "{backend}:\n{stderr}");
+    }
+}
+
+/// `decisions.json` of `fixtures/mixture.log` with the first ban lasting `secs` and the second
+/// permanent (0); returns (path, the expiring IP, the permanent IP).
+fn decisions_with_lengths(dir: &Path, secs: u64) -> (std::path::PathBuf, String, String) {
+    let out = analyze_into(&manifest("fixtures/mixture.log"), &dir.join("lengths"));
+    let path = out.join("decisions.json");
+    let mut a: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
+    let mut ips = Vec::new();
+    for d in a["decisions"].as_array_mut().expect("decisions") {
+        if d["action"] == "ban" {
+            d["duration_secs"] = match ips.len() {
+                0 => secs.into(),
+                1 => 0.into(),
+                _ => 3600.into(),
+            };
+            ips.push(d["ip"].as_str().expect("ip").to_owned());
+        }
+    }
+    std::fs::write(&path, serde_json::to_vec(&a).expect("json")).expect("write");
+    (path, ips[0].clone(), ips[1].clone())
+}
+
+fn export(decisions: &Path, format: &str) -> String {
+    let r = run_with_timeout(
+        Command::new(bouncer_bin())
+            .args(["export", "--format", format])
+            .arg(decisions),
+        None,
+        CMD_TIMEOUT,
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    String::from_utf8(r.stdout).expect("utf-8")
+}
+
+#[test]
+fn ban_lengths_expire_in_the_kernel() {
+    // Regression (issue 12, 19): --ban-secs reached only the CSV; a loaded bans.ipset or
+    // bans.nft banned forever.
+    let Some(ns) = Netns::new_or_skip(&["ipset", "nft"]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (decisions, short, permanent) = decisions_with_lengths(dir.path(), 2);
+    ns.load(&["ipset", "restore", "-file"], &export(&decisions, "ipset"));
+    ns.load(&["nft", "-f"], &export(&decisions, "nft"));
+    let nft_has = |ip: &str| {
+        let set = ns.ok(&["nft", "list", "set", "inet", "bouncer", "bouncer4"]);
+        addresses_in(&set).iter().any(|a| a == ip)
+    };
+    assert!(in_kernel(&ns, "ipset", &short) && nft_has(&short), "loaded");
+    assert!(
+        wait_until(Duration::from_secs(8), || !in_kernel(&ns, "ipset", &short)
+            && !nft_has(&short)),
+        "a 2-s ban is still in the kernel:\n{}\n{}",
+        ns.ok(&["ipset", "list", "bouncer4"]),
+        ns.ok(&["nft", "list", "ruleset"])
+    );
+    assert!(
+        in_kernel(&ns, "ipset", &permanent),
+        "duration 0 is permanent"
+    );
+    assert!(nft_has(&permanent), "duration 0 is permanent");
+    assert_eq!(
+        ipset_members(&ns, "bouncer4").len(),
+        MIXTURE_BANS.len() - 1,
+        "the hour-long bans stay"
+    );
+}
+
+#[test]
+fn follow_adopts_sets_an_older_bouncer_made_and_refuses_foreign_ones() {
+    use bouncer::emit::firewall::{self, Backend, Enforcer, Exec, HookPlan, Ownership};
+    let Some(ns) = Netns::new_or_skip(&["ipset", "iptables", "ip6tables"]) else {
+        return;
+    };
+    // What analyze (maxelem 65536, comments) and follow (no comments) created before.
+    ns.ok(&[
+        "ipset", "create", "bouncer4", "hash:ip", "family", "inet", "maxelem", "65536", "comment",
+    ]);
+    ns.ok(&[
+        "ipset", "create", "bouncer6", "hash:ip", "family", "inet6", "maxelem", "1048576",
+    ]);
+    let exec = Exec::wrapped(vec![
+        "ip".into(),
+        "netns".into(),
+        "exec".into(),
+        ns.name().into(),
+    ]);
+    let fw = firewall::kernel(Backend::Ipset, RulesetOptions::default(), exec.clone());
+    let mut e = Enforcer::new(fw, HookPlan::Auto, Ownership::Ours);
+    let v4: IpAddr = BANNED_V4.parse().unwrap();
+    let v6: IpAddr = BANNED_V6.parse().unwrap();
+    let out = e.reconcile(&[v4, v6].into());
+    assert!(out.is_ok(), "{out:?}");
+    assert_eq!((out.v4.added, out.v6.added), (1, 1));
+    assert!(in_kernel(&ns, "ipset", BANNED_V4) && in_kernel(&ns, "ipset", BANNED_V6));
+    // Without comments in bouncer6, ownership comes from what this enforcer added.
+    let out = e.reconcile(&Default::default());
+    assert_eq!((out.removed(), out.is_ok()), (2, true), "{out:?}");
+    assert!(ipset_members(&ns, "bouncer4").is_empty() && ipset_members(&ns, "bouncer6").is_empty());
+
+    // A set of another type under bouncer's name is an error for that family only.
+    ns.ok(&["ip6tables", "-F", "INPUT"]);
+    ns.ok(&["ipset", "destroy", "bouncer6"]);
+    ns.ok(&["ipset", "create", "bouncer6", "hash:net", "family", "inet6"]);
+    let fw = firewall::kernel(Backend::Ipset, RulesetOptions::default(), exec);
+    let mut e = Enforcer::new(fw, HookPlan::Auto, Ownership::Ours);
+    let out = e.reconcile(&[v4, v6].into());
+    assert_eq!(out.v4.added, 1);
+    assert!(out.v4.errors.is_empty());
+    assert!(
+        out.v6.errors.len() == 1 && out.v6.errors[0].contains("exists as hash:net"),
+        "{out:?}"
+    );
+}
+
+/// The summary's apply block: (label, commands) in order, labels without the colon.
+fn summary_apply(stdout: &str) -> Vec<(String, Vec<String>)> {
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for line in stdout.lines() {
+        if line.starts_with("apply (") || line.starts_with("   or (") {
+            let (label, cmd) = line.split_at(18);
+            groups.push((label.trim().trim_end_matches(':').into(), vec![cmd.into()]));
+        } else if let (Some(g), true) = (groups.last_mut(), line.starts_with(&" ".repeat(18))) {
+            g.1.push(line[18..].into());
+        } else if !groups.is_empty() {
+            break;
+        }
+    }
+    groups
+}
+
+#[test]
+fn analyze_summary_apply_commands_ban_both_families() {
+    // Regression (issue 12, 20): the summary's `apply:` line had no hook line and nothing for
+    // IPv6, so following it left IPv6 bans (and, without README, every ban) unenforced.
+    let Some(ns) = Netns::new_or_skip(&["ipset", "iptables-restore", "ip6tables-restore", "nft"])
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    // mixture.log with one flooder moved to IPv6.
+    let v6 = "2001:db8::162";
+    let log = dir.path().join("mixture-v6.log");
+    let text = std::fs::read_to_string(manifest("fixtures/mixture.log")).expect("fixture");
+    std::fs::write(&log, text.replace("192.236.195.162 ", &format!("{v6} "))).expect("write");
+    let out = dir.path().join("out dir");
+    let r = run_with_timeout(
+        Command::new(bouncer_bin())
+            .args(["analyze", "--no-report", "--out"])
+            .arg(&out)
+            .arg(&log),
+        None,
+        CMD_TIMEOUT,
+    );
+    let stdout = String::from_utf8_lossy(&r.stdout);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let groups = summary_apply(&stdout);
+    let labels: Vec<&str> = groups.iter().map(|g| g.0.as_str()).collect();
+    assert_eq!(
+        labels,
+        ["apply (iptables)", "or (ipset)", "or (nft)"],
+        "{stdout}"
+    );
+    let all = stdout.to_string();
+    assert!(
+        all.contains("ip6tables -C INPUT -j BOUNCER 2>/dev/null || ip6tables -I INPUT -j BOUNCER")
+    );
+    assert!(all.contains("--match-set bouncer6 src -j DROP"), "{stdout}");
+    let v4 = MIXTURE_BANS[0];
+    // Run each way exactly as printed (the shell is the operator's; the text is bouncer's).
+    for (label, commands) in &groups {
+        for cmd in commands {
+            let r = ns.run(&["sh", "-c", cmd]);
+            assert!(
+                r.status.success(),
+                "{label}: {cmd}: {}",
+                String::from_utf8_lossy(&r.stderr)
+            );
+        }
+        let (dropped4, dropped6) = match label.as_str() {
+            "apply (iptables)" => (
+                in_kernel(&ns, "iptables", v4)
+                    && ns.ok(&["iptables", "-S", "INPUT"]).contains("-j BOUNCER"),
+                in_kernel(&ns, "iptables", v6)
+                    && ns.ok(&["ip6tables", "-S", "INPUT"]).contains("-j BOUNCER"),
+            ),
+            "or (ipset)" => (
+                in_kernel(&ns, "ipset", v4)
+                    && ns.ok(&["iptables", "-S", "INPUT"]).contains("bouncer4"),
+                in_kernel(&ns, "ipset", v6)
+                    && ns.ok(&["ip6tables", "-S", "INPUT"]).contains("bouncer6"),
+            ),
+            _ => {
+                let rules = ns.ok(&["nft", "list", "ruleset"]);
+                (rules.contains(v4), rules.contains(v6))
+            }
+        };
+        assert!(
+            dropped4 && dropped6,
+            "{label}: v4 {dropped4}, v6 {dropped6}"
+        );
+    }
+}
+
+#[test]
+fn a_ban_that_ended_while_follow_was_stopped_is_lifted_at_restart() {
+    // Owning only what it added must not orphan its own bans across a restart with --state.
+    let Some(ns) = Netns::new_or_skip(&["ipset", "iptables", "ip6tables"]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let state = state.to_str().expect("utf-8");
+    let log = dir.path().join("access.log");
+    std::fs::copy(manifest("fixtures/mixture.log"), &log).expect("copy");
+    let args = ["--from-start", "--state", state, "--ban-schedule", "3s"];
+    let first = Follower::start(&ns, dir.path(), "first", &log, &args);
+    expect_in_kernel(&ns, "ipset", &MIXTURE_BANS, &first, "first run");
+    first.stop();
+    sleep(Duration::from_secs(4)); // every ban ends while nothing runs
+    let admin = "203.0.113.99";
+    ns.ok(&["ipset", "add", "bouncer4", admin]);
+    let second = Follower::start(&ns, dir.path(), "second", &log, &args);
+    assert!(
+        wait_until(Duration::from_secs(10), || MIXTURE_BANS
+            .iter()
+            .all(|ip| !in_kernel(&ns, "ipset", ip))),
+        "ended bans still in the kernel:\n{}\n{}",
+        ns.ok(&["ipset", "list", "bouncer4"]),
+        second.stderr()
+    );
+    assert!(in_kernel(&ns, "ipset", admin), "not ours: kept");
+    second.stop();
+}

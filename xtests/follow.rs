@@ -17,7 +17,8 @@ fn replay(log: &Path, extra: &[&str]) -> Value {
 #[test]
 fn replay_through_follow_decides_exactly_what_analyze_decides() {
     let dir = tempfile::tempdir().unwrap();
-    // Same reorder tolerance on both sides (analyze's default is 1800 s, follow's 1 s).
+    // Same reorder tolerance on both sides. With 1 s, the mixture's scanner lines (up to 8 min
+    // out of order) make both sort the whole input first: the same decisions again.
     for (tol, name) in [
         ("1800", "mixture.log"),
         ("1", "mixture.log"),
@@ -71,7 +72,7 @@ fn dry_run_follows_appends_bans_saves_state_and_stops_on_sigterm() {
     std::fs::write(&log, "").unwrap();
     let stderr_path = dir.path().join("stderr.txt");
     let child = bouncer()
-        .args(["follow", "--dry-run", "--reorder-secs", "1"])
+        .args(["follow", "--dry-run"])
         .arg("--state")
         .arg(&state)
         .arg("--audit")
@@ -111,7 +112,8 @@ fn dry_run_follows_appends_bans_saves_state_and_stops_on_sigterm() {
         updates.iter().any(|u| u["in_force"] == true),
         "{audit_text}"
     );
-    assert!(audit_text.contains("\"event\":\"GLOBAL_ANOMALY\""));
+    // The flood is banned within its first second: no site-wide surge is left to alert on.
+    assert!(!audit_text.contains("\"event\":\"GLOBAL_ANOMALY\""));
     for b in &bans {
         assert_eq!(b["strike"], 1);
         assert_eq!(b["duration_secs"], 600);
@@ -160,7 +162,7 @@ fn dry_run_follows_appends_bans_saves_state_and_stops_on_sigterm() {
     // Restart from the checkpoint: nothing is re-read.
     let stderr2 = dir.path().join("stderr2.txt");
     let child = bouncer()
-        .args(["follow", "--dry-run", "--reorder-secs", "1", "--state"])
+        .args(["follow", "--dry-run", "--state"])
         .arg(&state)
         .arg("--audit")
         .arg(&audit)

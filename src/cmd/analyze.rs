@@ -13,6 +13,7 @@ use crate::detect::{DetectSettings, Detector};
 use crate::emit::report::{ReportOptions, Templates, Zone};
 use crate::emit::{self, rulesets::RulesetOptions, Analysis};
 use crate::ingest::checkpoint::{self, Checkpoint, Resume};
+use crate::ingest::sort::sorted_pass;
 use crate::ingest::{IngestOptions, Merge, Pending, Source, Stream};
 use crate::parse::{format_time, FieldName, LogFormat, ParseOptions};
 use anyhow::{anyhow, Context};
@@ -69,6 +70,16 @@ pub fn run(args: AnalyzeArgs, config: ConfigFile) -> Result<(), Failure> {
         .unwrap_or_default();
     let incremental = args.state.is_some();
 
+    // Stdin can be read only once: keep a copy, in case it turns out not to be in time order.
+    let spool = match sources.contains(&Source::Stdin) && !incremental {
+        true => Some(
+            tempfile::NamedTempFile::new()
+                .context("cannot create a temporary file to keep a copy of stdin")
+                .map_err(Failure::input)?,
+        ),
+        false => None,
+    };
+
     // Open every input before reading any: one that cannot be opened is reported (with
     // --strict, the run stops here), the others are read.
     let progress = Arc::new(AtomicU64::new(0));
@@ -90,20 +101,31 @@ pub fn run(args: AnalyzeArgs, config: ConfigFile) -> Result<(), Failure> {
                     continue;
                 }
             },
-            Source::Stdin => Resume::Start(None),
+            Source::Stdin | Source::Spool(_) => Resume::Start(None),
         };
-        let (at, note) = match resume {
+        // A file renamed since the last run (access.log → access.log.1) is no longer written:
+        // its held-back tail goes into this run's order instead of waiting for lines that will
+        // never come while the live file's newer lines pass it.
+        let (at, note, rotated) = match resume {
             Resume::Skip(c) => {
                 skipped.push(c);
                 continue;
             }
-            Resume::Start(note) => (None, note),
-            Resume::At(c, note) => (Some((c.offset, c.line, c.pending)), note),
+            Resume::Start(note) => (None, note, false),
+            Resume::At(c, note) => {
+                let rotated = c.path != src.name();
+                (Some((c.offset, c.line, c.pending)), note, rotated)
+            }
         };
         if let Source::File(p) = src {
             total_bytes += std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
         }
-        let mut stream = match Stream::open(src, ingest.clone(), at, !incremental, progress.clone())
+        let flush = !incremental || rotated;
+        let copy = match (src, &spool) {
+            (Source::Stdin, Some(f)) => Some(f.reopen().map_err(Failure::input)?),
+            _ => None,
+        };
+        let mut stream = match Stream::open(src, ingest.clone(), at, flush, progress.clone(), copy)
         {
             Ok(s) => s,
             Err(e) if args.strict => return Err(Failure::input(e)),
@@ -133,6 +155,27 @@ pub fn run(args: AnalyzeArgs, config: ConfigFile) -> Result<(), Failure> {
     }
     if let Some(b) = bar {
         b.finish_and_clear();
+    }
+
+    // Lines more than --reorder-secs out of order: the streaming pass could not put them back.
+    // Offline, the decisions must not depend on the order of the input: read it all again and
+    // sort it by time (incremental runs cannot go back: there the late lines stay counted).
+    let out_of_order: u64 = merge.streams.iter().map(|s| s.report.out_of_order).sum();
+    if out_of_order > 0 && !incremental {
+        let budget = args.sort_memory.unwrap_or(512 << 20);
+        // The inputs that were opened (one that could not be is reported, not read again).
+        let inputs: Vec<Source> = stream_sources
+            .iter()
+            .map(|s| match (s, &spool) {
+                (Source::Stdin, Some(f)) => Source::Spool(f.path().to_path_buf()),
+                _ => s.clone(),
+            })
+            .collect();
+        detector = Detector::new(settings.clone());
+        let (streams, _) = sorted_pass(&inputs, &ingest, budget, |req| detector.observe(req))
+            .context("sorting the input by time")
+            .map_err(Failure::input)?;
+        merge.streams = streams;
     }
 
     let mut reports: Vec<_> = merge.streams.iter().map(|s| s.report.clone()).collect();
@@ -256,6 +299,7 @@ pub fn run(args: AnalyzeArgs, config: ConfigFile) -> Result<(), Failure> {
             args.top,
             Some(&out_dir.display().to_string()),
             report_path.as_deref(),
+            &rules,
         );
         std::io::stdout().lock().write_all(text.as_bytes())?;
     }
@@ -422,6 +466,7 @@ fn analysis(
         peak_at: st.peak_at.map(format_time),
         baseline_ip: ip_base,
         baseline_global: global_base,
+        limits: d.limits().to_vec(),
         settings: d.settings().clone(),
         decisions: d.decisions().to_vec(),
         timeline: d.timeline().to_vec(),
@@ -460,17 +505,21 @@ pub(crate) fn detect_settings(
         ($($f:ident),*) => { $(if let Some(v) = a.$f { s.$f = v; })* };
     }
     set!(
+        short_secs,
         window_secs,
+        long_secs,
+        asset_weight,
         baseline_secs,
         recompute_secs,
         warmup_secs,
-        z_threshold,
         multiplier_threshold,
+        z_threshold,
         error_surge_ratio,
         error_surge_factor,
-        min_requests,
-        ip_mean_floor,
-        ip_std_floor,
+        short_floor,
+        minute_floor,
+        long_floor,
+        min_clients,
         global_min_requests,
         episode_gap_secs,
         ban_secs

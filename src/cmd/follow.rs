@@ -16,12 +16,16 @@ use crate::detect::bans::{BanBook, Schedule};
 use crate::detect::live::{Event, Live};
 use crate::detect::{Action, Detector};
 use crate::emit::audit::Audit;
-use crate::emit::firewall::{self, Backend, Firewall, Recording};
+use crate::emit::firewall::{
+    self, Backend, Enforcer, Exec, Firewall, HookPlan, Ownership, Recording,
+};
 use crate::emit::slack::Slack;
 use crate::emit::{rulesets::RulesetOptions, write_atomic};
 use crate::ingest::checkpoint::Checkpoint;
+use crate::ingest::sort::sorted_pass;
 use crate::ingest::tail::{StartAt, TailFile};
-use crate::parse::{self, format_time, Format, LineError};
+use crate::ingest::{Merge, Source, Stream};
+use crate::parse::{self, format_time, Format, LineError, Request};
 use anyhow::{anyhow, Context};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -38,8 +42,9 @@ const PID_FILE: &str = "follow.pid";
 const INBOX: &str = "inbox";
 const POLL: Duration = Duration::from_millis(200);
 const SAVE_EVERY_SECS: i64 = 5;
-/// `follow`'s reorder delay: nginx writes lines in completion order, one second is plenty.
-const FOLLOW_REORDER_SECS: i64 = 1;
+/// `follow`'s tolerance for late lines: a line up to this much older than the newest is counted
+/// in its own second (nginx logs at completion, Apache at the start of a request).
+const FOLLOW_TOLERANCE_SECS: i64 = 60;
 
 #[derive(Serialize, Deserialize)]
 struct State {
@@ -57,13 +62,20 @@ struct UnbanRequest {
 }
 
 fn wall_now() -> i64 {
+    wall_ms().div_euclid(1000)
+}
+
+fn wall_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
+        .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
 
 pub fn run(args: FollowArgs, config: ConfigFile) -> Result<(), Failure> {
+    if args.replay {
+        return replay(args, config);
+    }
     let settings = detect_settings(&args.detect, &config)?;
     let ingest = ingest_options(&args.ingest, &config)?;
     let fc = &config.follow;
@@ -75,12 +87,20 @@ pub fn run(args: FollowArgs, config: ConfigFile) -> Result<(), Failure> {
         .map_err(|e| Failure::usage(anyhow!("--ban-schedule: {e}")))?;
     let decay = args.strike_decay_secs.unwrap_or(fc.strike_decay_secs);
     let reconcile_secs = args.reconcile_secs.unwrap_or(fc.reconcile_secs).max(1);
-    let reorder = args.ingest.reorder_secs.unwrap_or(FOLLOW_REORDER_SECS);
-    let enforce = args.enforce && !args.replay;
-    let mut rules = ruleset_options(&args.output, &config)?;
-    if args.output.chain.is_none() && enforce {
-        rules.hook_chain = firewall::default_hook_chain();
-    }
+    // Lines go to the detector at once; late ones count in their own second up to this.
+    let tolerance = args.ingest.reorder_secs.unwrap_or(FOLLOW_TOLERANCE_SECS);
+    let enforce = args.enforce;
+    let rules = ruleset_options(&args.output, &config)?;
+    // INPUT and, where Docker made it, DOCKER-USER; `--chain` names the only one.
+    let hooks = match &args.output.chain {
+        Some(_) => HookPlan::Only(rules.hook_chain.clone()),
+        None => HookPlan::Auto,
+    };
+    let ownership = if args.own_set {
+        Ownership::WholeSet
+    } else {
+        Ownership::Ours
+    };
     let backend = args.backend.unwrap_or_else(firewall::default_backend);
     if enforce && args.state.is_none() {
         eprintln!("bouncer: note: without --state, bans are forgotten on restart (the kernel keeps them until you remove them)");
@@ -100,7 +120,7 @@ pub fn run(args: FollowArgs, config: ConfigFile) -> Result<(), Failure> {
         Some(st) => {
             eprintln!("bouncer: detection settings changed since the saved state: baselines start over; bans and strikes are kept");
             (
-                Live::new(Detector::new(settings.clone()), st.live.bans, reorder),
+                Live::new(Detector::new(settings.clone()), st.live.bans, tolerance),
                 st.checkpoints,
             )
         }
@@ -108,7 +128,7 @@ pub fn run(args: FollowArgs, config: ConfigFile) -> Result<(), Failure> {
             Live::new(
                 Detector::new(settings.clone()),
                 BanBook::new(schedule.clone(), decay),
-                reorder,
+                tolerance,
             ),
             Vec::new(),
         ),
@@ -116,7 +136,7 @@ pub fn run(args: FollowArgs, config: ConfigFile) -> Result<(), Failure> {
     live.bans.schedule = schedule;
     live.bans.decay_secs = decay;
 
-    let start = if args.from_start || args.replay {
+    let start = if args.from_start {
         StartAt::Beginning
     } else {
         StartAt::End
@@ -145,27 +165,23 @@ pub fn run(args: FollowArgs, config: ConfigFile) -> Result<(), Failure> {
         .filter(|s| !s.is_empty())
         .or_else(|| fc.slack_webhook.clone());
     let mut slack = match webhook {
-        Some(url) if !args.replay => {
-            Some(Slack::start(url).map_err(|e| Failure::usage(anyhow!(e)))?)
-        }
-        _ => None,
+        Some(url) => Some(Slack::start(url).map_err(|e| Failure::usage(anyhow!(e)))?),
+        None => None,
     };
 
     // The firewall worker: desired set in, kernel state out.
     let desired: Arc<Mutex<BTreeSet<IpAddr>>> =
         Arc::new(Mutex::new(live.bans.active().keys().copied().collect()));
     let fw: Box<dyn Firewall> = if enforce {
-        match backend {
-            Backend::Ipset => Box::new(firewall::Ipset {
-                opts: rules.clone(),
-            }),
-            Backend::Iptables => Box::new(firewall::Iptables {
-                opts: rules.clone(),
-            }),
-        }
+        firewall::kernel(backend, rules.clone(), Exec::host())
     } else {
         Box::new(Recording::default())
     };
+    // The restored bans were added by an earlier run: ours to lift when they end (also those
+    // that ended while follow was down). Entries an admin or a file replaced since are dropped
+    // from this at the first reconcile (they lost bouncer's mark).
+    let fw = Enforcer::new(fw, hooks, ownership)
+        .with_owned(live.bans.active().keys().copied().collect());
     eprintln!(
         "bouncer: following {} file(s); enforcement: {}; {} active ban(s) restored",
         tails.len(),
@@ -178,7 +194,13 @@ pub fn run(args: FollowArgs, config: ConfigFile) -> Result<(), Failure> {
         std::thread::Builder::new()
             .name("firewall".into())
             .spawn(move || {
-                firewall_worker(fw, desired, wake_rx, Duration::from_secs(reconcile_secs))
+                firewall_worker(
+                    fw,
+                    desired,
+                    wake_rx,
+                    Duration::from_secs(reconcile_secs),
+                    enforce,
+                )
             })
             .map_err(|e| Failure::input(anyhow!("cannot start the firewall thread: {e}")))?
     };
@@ -189,14 +211,6 @@ pub fn run(args: FollowArgs, config: ConfigFile) -> Result<(), Failure> {
             .map_err(|e| Failure::input(anyhow!("cannot handle signals: {e}")))?;
     }
 
-    let mut replay_clock: i64 = i64::MIN;
-    let clock = |replay_clock: i64| {
-        if args.replay {
-            replay_clock
-        } else {
-            wall_now()
-        }
-    };
     let mut last_save = wall_now();
     let mut dirty = false;
     let mut lines = Vec::new();
@@ -231,22 +245,15 @@ pub fn run(args: FollowArgs, config: ConfigFile) -> Result<(), Failure> {
                     None => parse::parse_line(&line.bytes, *format, &ingest.parse),
                 };
                 match parsed {
-                    Ok(req) => {
-                        replay_clock = replay_clock.max(req.time);
-                        live.push(req, clock(replay_clock));
-                    }
+                    Ok(req) => live.push(&req, wall_ms()),
                     Err(e) => errors.record(&tail.path, line.number, &e),
                 }
             }
         }
-        let replay_done = args.replay && !read_any;
-        if replay_done {
-            // End of the recorded log: let the clock run past the reorder delay and the window.
-            replay_clock += reorder + settings.window_secs as i64 + 1;
-        }
-        let now = clock(replay_clock);
+        let now_ms = wall_ms();
+        let now = now_ms.div_euclid(1000);
         dirty |= handle(
-            live.tick(now),
+            live.tick(now_ms),
             now,
             &live,
             &desired,
@@ -254,9 +261,6 @@ pub fn run(args: FollowArgs, config: ConfigFile) -> Result<(), Failure> {
             audit.as_mut(),
             slack.as_mut(),
         );
-        if replay_done {
-            break;
-        }
         if let Some(dir) = &args.state {
             for ev in take_inbox(dir, &mut live) {
                 dirty = true;
@@ -277,7 +281,7 @@ pub fn run(args: FollowArgs, config: ConfigFile) -> Result<(), Failure> {
                 dirty = false;
             }
         }
-        if !read_any && !args.replay {
+        if !read_any {
             std::thread::sleep(POLL);
         }
     }
@@ -301,22 +305,85 @@ pub fn run(args: FollowArgs, config: ConfigFile) -> Result<(), Failure> {
         }
     }
     drop(pid_guard);
-    if args.replay {
-        let mut d = live.detector.clone();
-        d.finish();
-        let out = serde_json::json!({ "decisions": d.decisions() });
-        use std::io::Write;
-        let mut stdout = std::io::stdout().lock();
-        writeln!(
-            stdout,
-            "{}",
-            serde_json::to_string_pretty(&out).map_err(Failure::input)?
-        )?;
-    }
     eprintln!(
         "bouncer: stopped; {} active ban(s) saved",
         live.bans.active().len()
     );
+    Ok(())
+}
+
+/// `follow --replay`: recorded logs through the same ingest as `analyze` (time order, sorted when
+/// they are not) into the live core ([`Live`]) with a clock that follows log time. Touches
+/// nothing (no firewall, no Slack); the audit log, if asked for, gets the events of the pass
+/// that counts; prints the decisions as JSON.
+fn replay(args: FollowArgs, config: ConfigFile) -> Result<(), Failure> {
+    let settings = detect_settings(&args.detect, &config)?;
+    let ingest = Arc::new(ingest_options(&args.ingest, &config)?);
+    let fc = &config.follow;
+    let schedule = Schedule::parse(args.ban_schedule.as_deref().unwrap_or(&fc.ban_schedule))
+        .map_err(|e| Failure::usage(anyhow!("--ban-schedule: {e}")))?;
+    let decay = args.strike_decay_secs.unwrap_or(fc.strike_decay_secs);
+    let fresh = || {
+        Live::new(
+            Detector::new(settings.clone()),
+            BanBook::new(schedule.clone(), decay),
+            settings.window_secs as i64,
+        )
+    };
+    let sources: Vec<Source> = args.logs.iter().map(|p| Source::from_arg(p)).collect();
+    // The clock follows log time: a tick whenever log time moves to a new second.
+    let feed = |live: &mut Live, events: &mut Vec<(Event, i64)>, req: &Request| {
+        let ms = req.time * 1000;
+        let tick = live.detector.stats().last_time.is_none_or(|t| req.time > t);
+        live.push(req, ms);
+        if tick {
+            events.extend(live.tick(ms).into_iter().map(|e| (e, req.time)));
+        }
+    };
+    let (mut live, mut events) = (fresh(), Vec::new());
+    let progress = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut streams = Vec::new();
+    for src in &sources {
+        streams.push(
+            Stream::open(src, ingest.clone(), None, true, progress.clone(), None)
+                .map_err(Failure::input)?,
+        );
+    }
+    let mut merge = Merge { streams };
+    while let Some(req) = merge.next_request() {
+        feed(&mut live, &mut events, req);
+    }
+    if merge.streams.iter().any(|s| s.report.out_of_order > 0) {
+        // As analyze does: not in time order beyond the tolerance, so sort and start over.
+        (live, events) = (fresh(), Vec::new());
+        sorted_pass(&sources, &ingest, 512 << 20, |req| {
+            feed(&mut live, &mut events, req)
+        })
+        .context("sorting the input by time")
+        .map_err(Failure::input)?;
+    }
+    // The end of the recording: let the clock run past the last window.
+    if let Some(last) = live.detector.stats().last_time {
+        let end = last + settings.long_secs as i64 + 1;
+        events.extend(live.tick(end * 1000).into_iter().map(|e| (e, end)));
+    }
+    if let Some(p) = args.audit.as_ref().or(fc.audit.as_ref()) {
+        let mut audit = Audit::open(p)
+            .with_context(|| format!("{}: cannot open audit log", p.display()))
+            .map_err(Failure::input)?;
+        for (e, at) in &events {
+            audit.write(e, *at).map_err(Failure::input)?;
+        }
+    }
+    let mut d = live.detector.clone();
+    d.finish();
+    let out = serde_json::json!({ "decisions": d.decisions() });
+    use std::io::Write;
+    writeln!(
+        std::io::stdout().lock(),
+        "{}",
+        serde_json::to_string_pretty(&out).map_err(Failure::input)?
+    )?;
     Ok(())
 }
 
@@ -399,24 +466,34 @@ fn handle(
 }
 
 fn firewall_worker(
-    mut fw: Box<dyn Firewall>,
+    mut fw: Enforcer,
     desired: Arc<Mutex<BTreeSet<IpAddr>>>,
     wake: Receiver<()>,
     every: Duration,
+    announce_hooks: bool,
 ) {
+    let mut hooks = None;
     loop {
         let stop = match wake.recv_timeout(every) {
             Ok(()) | Err(RecvTimeoutError::Timeout) => false,
             Err(RecvTimeoutError::Disconnected) => true,
         };
         let want = desired.lock().expect("desired set").clone();
-        match firewall::reconcile(fw.as_mut(), &want) {
-            Ok((0, 0)) => {}
-            Ok((added, removed)) => eprintln!(
-                "bouncer: firewall: +{added} -{removed} ({} banned)",
+        let outcome = fw.reconcile(&want);
+        if announce_hooks && hooks.as_ref() != Some(fw.hooks()) {
+            eprintln!("bouncer: firewall: hooks: {}", fw.hooks());
+            hooks = Some(fw.hooks().clone());
+        }
+        if outcome.added() + outcome.removed() > 0 {
+            eprintln!(
+                "bouncer: firewall: +{} -{} ({} banned)",
+                outcome.added(),
+                outcome.removed(),
                 want.len()
-            ),
-            Err(e) => eprintln!("bouncer: firewall: {e}"),
+            );
+        }
+        for (family, e) in outcome.errors() {
+            eprintln!("bouncer: firewall: {family}: {e}");
         }
         if stop {
             return;
@@ -618,11 +695,8 @@ pub fn unban(args: UnbanArgs, config: ConfigFile) -> Result<(), Failure> {
         Some("iptables") => Backend::Iptables,
         _ => Backend::Ipset,
     });
-    let mut fw: Box<dyn Firewall> = match backend {
-        Backend::Ipset => Box::new(firewall::Ipset { opts: rules }),
-        Backend::Iptables => Box::new(firewall::Iptables { opts: rules }),
-    };
-    fw.remove(&ips).map_err(|e| Failure::input(anyhow!(e)))?;
+    let mut fw = firewall::kernel(backend, rules, Exec::host());
+    firewall::lift(&mut fw, &ips).map_err(|e| Failure::input(anyhow!(e)))?;
     let path = dir.join(STATE_FILE);
     write_atomic(&path, &serde_json::to_vec(&st).map_err(Failure::input)?)
         .map_err(Failure::input)?;

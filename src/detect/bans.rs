@@ -8,6 +8,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+/// Longest ban length a schedule accepts: 100 years. Longer is `permanent` in all but name, and
+/// `now + length` must stay far from `i64::MAX`.
+pub const MAX_BAN_SECS: u64 = 100 * 365 * 86_400;
+
 /// Ban lengths by strike; `None` = permanent. The last entry repeats.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Schedule(pub Vec<Option<u64>>);
@@ -43,7 +47,7 @@ fn parse_step(p: &str) -> Result<Option<u64>, String> {
     let n: u64 = num
         .parse()
         .map_err(|_| format!("bad ban length {p:?} (e.g. 90s, 10m, 2h, 1d, permanent)"))?;
-    let mult = match unit {
+    let mult: u64 = match unit {
         "" | "s" => 1,
         "m" => 60,
         "h" => 3600,
@@ -53,7 +57,12 @@ fn parse_step(p: &str) -> Result<Option<u64>, String> {
     if n == 0 {
         return Err(format!("ban length {p:?} must be positive"));
     }
-    Ok(Some(n * mult))
+    match n.checked_mul(mult) {
+        Some(secs) if secs <= MAX_BAN_SECS => Ok(Some(secs)),
+        _ => Err(format!(
+            "ban length {p:?} is longer than 100 years; use `permanent`"
+        )),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -120,7 +129,12 @@ impl BanBook {
         let strike = s.count;
         let ban = ActiveBan {
             since: now,
-            until: self.schedule.length(strike).map(|l| now + l as i64),
+            // A length too long to add (a schedule from an old state file) is permanent, never
+            // a wrapped-around time in the past.
+            until: self
+                .schedule
+                .length(strike)
+                .and_then(|l| now.checked_add(i64::try_from(l).ok()?)),
             strike,
             reason,
         };
@@ -180,6 +194,29 @@ mod tests {
         assert!(Schedule::parse("10x").is_err());
         assert!(Schedule::parse("0s").is_err());
         assert!(Schedule::parse("").is_err());
+    }
+
+    #[test]
+    fn huge_ban_lengths_are_refused_or_permanent_never_an_instant_unban() {
+        // Regression (issue 12, 18): `--ban-schedule 9223372036854775807s` wrapped `now + len`
+        // into the past, so the ban expired at once.
+        for text in [
+            "9223372036854775807s",
+            "18446744073709551615s",
+            "200000000000000000d",
+        ] {
+            let e = Schedule::parse(text).unwrap_err();
+            assert!(e.contains("longer than 100 years"), "{text}: {e}");
+        }
+        assert!(Schedule::parse("36500d").is_ok());
+        // Lengths that never went through `parse` (a saved state) are permanent, not negative.
+        let now = 1_700_000_000;
+        for len in [i64::MAX as u64, u64::MAX] {
+            let mut b = BanBook::new(Schedule(vec![Some(len)]), 0);
+            let ban = b.ban(ip("203.0.113.1"), now, "flood".into()).unwrap();
+            assert_eq!(ban.until, None, "{len}");
+            assert!(b.expire(now + 1).is_empty(), "no instant unban");
+        }
     }
 
     #[test]

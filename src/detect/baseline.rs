@@ -1,283 +1,398 @@
-//! Baselines: what normal traffic looks like, learned from closed windows of log time.
+//! Baselines: what the clients of *this* site do, learned from the log itself.
 //!
-//! Samples are per window period (`window_secs`): one **per-IP sample** per IP active in the
-//! period (its request and error counts), and one **site-wide sample** per period with traffic.
-//! Banned IPs contribute nothing (no baseline poisoning). Idle periods are not samples: a log
-//! with gaps (downtime, anonymised minutes) would otherwise teach a baseline of zero.
+//! **Per client.** For every client and every hour it was active, the detector keeps its
+//! busiest moments: its highest load in any short, any minute and any long window. One value per client and hour, so a handful of attackers
+//! cannot outvote the many clients that behave: the learned level is a high quantile
+//! ([`DetectSettings::quantile`], 0.99) of those peaks over the clients of the last hours,
+//! pooled with the same hour of the day on previous days when there are enough of them. The
+//! quantiles are computed with polars. Banned clients contribute nothing.
 //!
-//! The rolling statistics (mean, standard deviation, error share over the last `baseline_secs`)
-//! are computed with polars over the sample columns. Samples older than that are folded into
-//! hour-of-day slots (count, sum, sum of squares per hour of each day, kept `hour_slot_days`), and
-//! once the slot for the current hour holds enough samples from previous days it is preferred.
-//! Memory is bounded by periods × active IPs, never by lines.
+//! **Site-wide.** The site's requests and distinct clients per minute (banned clients excluded),
+//! summarised by their medians (and the median absolute deviation of requests) over the last
+//! hour, pooled with the same hour on previous days.
+//!
+//! Memory and time are bounded, never by lines: each completed hour keeps its peaks as at most
+//! [`KEPT_PER_HOUR`] evenly spaced order statistics (its quantile function) and its number of
+//! clients, for `hour_slot_days` days; pooling draws from each hour a number of points
+//! proportional to its clients, [`POOL`] in all, so a busy hour weighs what its clients weigh.
+//!
+//! [`DetectSettings::quantile`]: super::DetectSettings::quantile
 
-use super::decision::{BaselineSnapshot, BaselineSource};
+use super::decision::BaselineSource;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 
-/// Raw statistics of a set of samples, before floors.
+/// The three per-client measures, in this order everywhere.
+pub const SHORT: usize = 0;
+pub const MINUTE: usize = 1;
+pub const LONG: usize = 2;
+
+/// Order statistics kept per completed hour and measure.
+pub const KEPT_PER_HOUR: usize = 256;
+/// Points drawn from the pooled hours for the quantiles.
+pub const POOL: usize = 4096;
+
+/// One client's busiest moments in one hour: its highest load in a short, a minute and a long
+/// window.
+pub type Peaks = [f32; 3];
+
+/// What the per-client rules compare against: quantiles of the clients' peaks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct Stats {
-    pub n: u64,
-    pub mean: f64,
-    pub std: f64,
+pub struct ClientLevels {
+    /// Client-hours behind the numbers.
+    pub clients: u64,
+    /// Median peak per measure (a typical client).
+    pub q50: [f64; 3],
+    /// The `quantile` peak per measure (the busiest normal clients).
+    pub high: [f64; 3],
+    /// Page-error share of the site's page requests (banned clients excluded).
     pub error_share: f64,
+    pub source: BaselineSource,
 }
 
-/// Running sums for one hour of one day; enough to pool mean and variance exactly.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
-struct Sums {
-    n: u64,
-    sum: f64,
-    sumsq: f64,
-    errors: f64,
+/// The site's requests and clients per minute.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct SiteLevels {
+    /// Minutes behind the numbers.
+    pub minutes: u64,
+    pub median: f64,
+    /// Median absolute deviation × 1.4826 (a standard deviation where the data is normal).
+    pub scale: f64,
+    /// Median number of distinct clients per minute.
+    pub clients: f64,
+    pub source: BaselineSource,
 }
 
-impl Sums {
-    fn add(&mut self, count: u32, errors: u32) {
-        let c = count as f64;
-        self.n += 1;
-        self.sum += c;
-        self.sumsq += c * c;
-        self.errors += errors as f64;
-    }
-
-    fn merge(&mut self, o: &Sums) {
-        self.n += o.n;
-        self.sum += o.sum;
-        self.sumsq += o.sumsq;
-        self.errors += o.errors;
-    }
-
-    fn stats(&self) -> Stats {
-        if self.n == 0 {
-            return Stats::default();
-        }
-        let n = self.n as f64;
-        let mean = self.sum / n;
-        let var = if self.n > 1 {
-            ((self.sumsq - self.sum * self.sum / n) / (n - 1.0)).max(0.0)
-        } else {
-            0.0
-        };
-        let share = if self.sum > 0.0 {
-            self.errors / self.sum
-        } else {
-            0.0
-        };
-        Stats {
-            n: self.n,
-            mean,
-            std: var.sqrt(),
-            error_share: share,
-        }
-    }
-}
-
-/// One stream of samples (per-IP, or site-wide) with its rolling buffer and hour slots.
+/// Peaks of one completed hour, each measure sorted.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct SampleSeries {
-    /// (period start, requests, errors), oldest first.
-    rolling: VecDeque<(i64, u32, u32)>,
-    /// hour index (UNIX hour) → sums of samples that left the rolling buffer.
-    slots: BTreeMap<i64, Sums>,
+struct HourPeaks {
+    clients: u64,
+    peaks: [Vec<f32>; 3],
 }
 
-impl SampleSeries {
-    pub fn push(&mut self, period_start: i64, requests: u32, errors: u32) {
-        self.rolling.push_back((period_start, requests, errors));
-    }
+/// Everything the baselines are learned from, bounded by hours kept.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Learner {
+    /// Completed hours (UNIX hour → peaks) within `slot_days` days.
+    hours: BTreeMap<i64, HourPeaks>,
+    /// Site per-minute (minute start, load, clients), for the rolling site baseline.
+    site_recent: VecDeque<(i64, f32, u32)>,
+    /// Site per-minute (load, clients) by hour, for the hour-of-day slots.
+    site_hours: BTreeMap<i64, Vec<(f32, u32)>>,
+    /// Site pages and page errors over the rolling span (error share).
+    site_pages: VecDeque<(i64, u32, u32)>,
+}
 
-    /// Drop samples older than `now - keep_secs` from the rolling buffer into hour slots, and
-    /// slots older than `slot_days` days.
-    fn age(&mut self, now: i64, keep_secs: i64, slot_days: u32) {
-        while let Some(&(t, c, e)) = self.rolling.front() {
-            if t > now - keep_secs {
-                break;
+/// Settings the learner needs, copied from `DetectSettings`.
+#[derive(Debug, Clone, Copy)]
+pub struct LearnSpan {
+    pub rolling_secs: i64,
+    pub site_secs: i64,
+    pub slot_days: u32,
+    pub slot_min: u64,
+    pub quantile: f64,
+}
+
+impl Learner {
+    /// Store the peaks of a completed hour (one entry per client that was not banned).
+    pub fn close_hour(&mut self, hour: i64, peaks: impl Iterator<Item = Peaks>, slot_days: u32) {
+        let mut cols: [Vec<f32>; 3] = Default::default();
+        for p in peaks {
+            for (col, v) in cols.iter_mut().zip(p) {
+                col.push(v);
             }
-            self.slots.entry(t.div_euclid(3600)).or_default().add(c, e);
-            self.rolling.pop_front();
         }
-        let oldest_hour = now.div_euclid(3600) - 24 * slot_days as i64;
-        while let Some((&h, _)) = self.slots.first_key_value() {
-            if h >= oldest_hour {
-                break;
+        let clients = cols[0].len() as u64;
+        if clients > 0 {
+            for col in &mut cols {
+                col.sort_by(f32::total_cmp);
+                thin(col, KEPT_PER_HOUR);
             }
-            self.slots.pop_first();
+            self.hours.insert(
+                hour,
+                HourPeaks {
+                    clients,
+                    peaks: cols,
+                },
+            );
         }
-    }
-
-    /// Rolling statistics, computed with polars over the sample columns.
-    fn rolling_stats(&self) -> Stats {
-        if self.rolling.is_empty() {
-            return Stats::default();
-        }
-        let requests: Vec<f64> = self.rolling.iter().map(|s| s.1 as f64).collect();
-        let errors: Vec<f64> = self.rolling.iter().map(|s| s.2 as f64).collect();
-        polars_stats(requests, errors).unwrap_or_else(|_| {
-            // polars cannot fail on two dense f64 columns; keep a correct answer if it ever does.
-            let mut s = Sums::default();
-            self.rolling.iter().for_each(|&(_, c, e)| s.add(c, e));
-            s.stats()
-        })
-    }
-
-    /// Pooled statistics of the same hour of day on previous days.
-    fn hour_slot_stats(&self, now: i64) -> Stats {
-        let hour = now.div_euclid(3600);
-        let mut pooled = Sums::default();
-        for (_, s) in self
-            .slots
-            .range(..=hour - 24)
-            .filter(|(h, _)| (hour - **h) % 24 == 0)
+        let oldest = hour - 24 * slot_days as i64;
+        while self
+            .hours
+            .first_key_value()
+            .is_some_and(|(h, _)| *h < oldest)
         {
-            pooled.merge(s);
+            self.hours.pop_first();
         }
-        pooled.stats()
+        while self
+            .site_hours
+            .first_key_value()
+            .is_some_and(|(h, _)| *h < oldest)
+        {
+            self.site_hours.pop_first();
+        }
     }
 
-    pub fn len(&self) -> usize {
-        self.rolling.len()
+    /// Store the site's load and distinct clients in a completed minute, and its pages and
+    /// page errors.
+    pub fn push_site_minute(
+        &mut self,
+        minute: i64,
+        load: f64,
+        clients: u32,
+        pages: u32,
+        errors: u32,
+    ) {
+        self.site_recent.push_back((minute, load as f32, clients));
+        self.site_pages.push_back((minute, pages, errors));
+        self.site_hours
+            .entry(minute.div_euclid(3600))
+            .or_default()
+            .push((load as f32, clients));
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.rolling.is_empty()
+    /// Whether any completed hour is stored (after that, the per-client levels change only when
+    /// an hour completes: recomputing them every minute would sort the same numbers again).
+    pub fn has_hours(&self) -> bool {
+        !self.hours.is_empty()
     }
-}
 
-fn polars_stats(requests: Vec<f64>, errors: Vec<f64>) -> PolarsResult<Stats> {
-    // Eager ChunkedArray aggregations: this runs once per window period, so a lazy plan's
-    // construction and optimisation would cost more than the arithmetic.
-    let n = requests.len() as u64;
-    let req = Float64Chunked::from_vec("requests".into(), requests);
-    let err = Float64Chunked::from_vec("errors".into(), errors);
-    let mean = req.mean().unwrap_or(0.0);
-    let std = req.std(1).filter(|s| s.is_finite()).unwrap_or(0.0);
-    let (req_sum, err_sum) = (req.sum().unwrap_or(0.0), err.sum().unwrap_or(0.0));
-    Ok(Stats {
-        n,
-        mean,
-        std,
-        error_share: if req_sum > 0.0 {
-            err_sum / req_sum
-        } else {
-            0.0
-        },
-    })
-}
-
-/// The baseline in force between two recomputations.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Baseline {
-    pub stats: Stats,
-    pub hour_slot: bool,
-}
-
-impl Baseline {
-    /// Recompute from a series at log time `now`: age the samples, then prefer the hour slot when
-    /// it holds `slot_min` samples.
-    pub fn compute(
-        series: &mut SampleSeries,
+    /// Per-client levels at log time `now`: completed hours within the rolling span, the open
+    /// hour's `open` peaks, and the same hour of day on previous days. `None` without any client.
+    pub fn client_levels(
+        &mut self,
         now: i64,
-        keep_secs: i64,
-        slot_days: u32,
-        slot_min: u64,
-    ) -> Baseline {
-        series.age(now, keep_secs, slot_days);
-        let slot = series.hour_slot_stats(now);
-        if slot.n >= slot_min && slot_min > 0 {
-            Baseline {
-                stats: slot,
-                hour_slot: true,
-            }
-        } else {
-            Baseline {
-                stats: series.rolling_stats(),
-                hour_slot: false,
+        open: &[Peaks],
+        span: LearnSpan,
+    ) -> Option<ClientLevels> {
+        let hour = now.div_euclid(3600);
+        let rolling_from = (now - span.rolling_secs).div_euclid(3600);
+        // (clients, sorted peaks per measure) of every hour pooled; the open hour first.
+        let mut open_cols: [Vec<f32>; 3] = Default::default();
+        for p in open {
+            for (col, v) in open_cols.iter_mut().zip(p) {
+                col.push(*v);
             }
         }
-    }
-
-    /// The numbers a rule compares against, floors applied.
-    pub fn snapshot(&self, mean_floor: f64, std_floor: f64) -> BaselineSnapshot {
-        BaselineSnapshot {
-            mean: self.stats.mean.max(mean_floor),
-            std: self.stats.std.max(std_floor),
-            mean_learned: self.stats.mean,
-            std_learned: self.stats.std,
-            error_share: self.stats.error_share,
-            source: if self.hour_slot {
+        for col in &mut open_cols {
+            col.sort_by(f32::total_cmp);
+        }
+        let mut parts: Vec<(u64, &[Vec<f32>; 3])> = Vec::new();
+        if !open.is_empty() {
+            parts.push((open.len() as u64, &open_cols));
+        }
+        let mut slot_clients = 0;
+        for (h, hp) in &self.hours {
+            let rolling = *h >= rolling_from && *h < hour;
+            let slot = *h < hour && (hour - h) % 24 == 0;
+            if !(rolling || slot) {
+                continue;
+            }
+            if slot && !rolling {
+                slot_clients += hp.clients;
+            }
+            parts.push((hp.clients, &hp.peaks));
+        }
+        let clients: u64 = parts.iter().map(|p| p.0).sum();
+        if clients == 0 {
+            return None;
+        }
+        let mut levels = ClientLevels {
+            clients,
+            source: if slot_clients >= span.slot_min && span.slot_min > 0 {
                 BaselineSource::HourSlot
             } else {
                 BaselineSource::Rolling
             },
-            samples: self.stats.n,
+            ..Default::default()
+        };
+        for m in 0..3 {
+            let mut pooled = Vec::with_capacity(POOL + parts.len());
+            for (n, cols) in &parts {
+                let k = ((POOL as u64 * n).div_ceil(clients)).max(1) as usize;
+                draw(&cols[m], k, &mut pooled);
+            }
+            let (q50, high) = quantiles(pooled, span.quantile);
+            levels.q50[m] = q50;
+            levels.high[m] = high;
+        }
+        levels.error_share = self.error_share(now, span.rolling_secs);
+        Some(levels)
+    }
+
+    /// Site levels at log time `now`: the last `rolling_secs` of minutes, pooled with the same
+    /// hour of day on previous days. `None` without any minute.
+    pub fn site_levels(&mut self, now: i64, span: LearnSpan) -> Option<SiteLevels> {
+        let from = now - span.site_secs;
+        while self.site_recent.front().is_some_and(|(m, _, _)| *m < from) {
+            self.site_recent.pop_front();
+        }
+        let hour = now.div_euclid(3600);
+        let mut loads: Vec<f32> = self.site_recent.iter().map(|(_, l, _)| *l).collect();
+        let mut clients: Vec<f32> = self.site_recent.iter().map(|(_, _, c)| *c as f32).collect();
+        let mut slot_minutes = 0u64;
+        for (h, v) in self.site_hours.range(..hour - 23) {
+            if (hour - h) % 24 == 0 {
+                slot_minutes += v.len() as u64;
+                loads.extend(v.iter().map(|x| x.0));
+                clients.extend(v.iter().map(|x| x.1 as f32));
+            }
+        }
+        if loads.is_empty() {
+            return None;
+        }
+        let minutes = loads.len() as u64;
+        let (median, mad) = median_mad(loads);
+        Some(SiteLevels {
+            minutes,
+            median,
+            scale: 1.4826 * mad,
+            clients: median_mad(clients).0,
+            source: if slot_minutes >= 60 {
+                BaselineSource::HourSlot
+            } else {
+                BaselineSource::Rolling
+            },
+        })
+    }
+
+    fn error_share(&mut self, now: i64, rolling_secs: i64) -> f64 {
+        while self
+            .site_pages
+            .front()
+            .is_some_and(|(m, _, _)| *m < now - rolling_secs)
+        {
+            self.site_pages.pop_front();
+        }
+        let (p, e) = self
+            .site_pages
+            .iter()
+            .fold((0u64, 0u64), |(p, e), (_, pp, ee)| {
+                (p + *pp as u64, e + *ee as u64)
+            });
+        if p == 0 {
+            0.0
+        } else {
+            e as f64 / p as f64
         }
     }
+}
+
+/// `k` points of a sorted sample's quantile function, at (i + ½)/k (linear interpolation).
+fn draw(sorted: &[f32], k: usize, out: &mut Vec<f32>) {
+    let n = sorted.len();
+    if n == 0 {
+        return;
+    }
+    for i in 0..k {
+        let x = (i as f64 + 0.5) / k as f64 * (n - 1) as f64;
+        let (lo, frac) = (x.floor() as usize, x - x.floor());
+        let hi = (lo + 1).min(n - 1);
+        out.push((sorted[lo] as f64 * (1.0 - frac) + sorted[hi] as f64 * frac) as f32);
+    }
+}
+
+/// Keep at most `max` evenly spaced order statistics of a sorted vector (quantiles survive).
+fn thin(sorted: &mut Vec<f32>, max: usize) {
+    if sorted.len() <= max {
+        return;
+    }
+    let n = sorted.len();
+    let kept: Vec<f32> = (0..max).map(|i| sorted[i * (n - 1) / (max - 1)]).collect();
+    *sorted = kept;
+}
+
+/// Median and the `q` quantile (linear interpolation), computed with polars.
+fn quantiles(values: Vec<f32>, q: f64) -> (f64, f64) {
+    let values: Vec<f64> = values.into_iter().map(f64::from).collect();
+    let ca = Float64Chunked::from_vec("peaks".into(), values);
+    let at = |q: f64| {
+        ca.quantile(q, QuantileMethod::Linear)
+            .ok()
+            .flatten()
+            .unwrap_or(0.0)
+    };
+    (at(0.5), at(q))
+}
+
+/// Median and median absolute deviation, computed with polars.
+fn median_mad(values: Vec<f32>) -> (f64, f64) {
+    let values: Vec<f64> = values.into_iter().map(f64::from).collect();
+    let ca = Float64Chunked::from_vec("load".into(), values);
+    let median = ca.median().unwrap_or(0.0);
+    let dev: Float64Chunked = ca.apply_values(|v| (v - median).abs());
+    (median, dev.median().unwrap_or(0.0))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const SPAN: LearnSpan = LearnSpan {
+        rolling_secs: 3600,
+        site_secs: 3600,
+        slot_days: 7,
+        slot_min: 100,
+        quantile: 0.99,
+    };
+
     #[test]
-    fn polars_matches_textbook_formulas() {
-        let mut s = SampleSeries::default();
-        for (i, c) in [2u32, 4, 4, 4, 5, 5, 7, 9].iter().enumerate() {
-            s.push(i as i64 * 60, *c, 1);
-        }
-        let b = Baseline::compute(&mut s, 480, 1800, 7, 0);
-        assert!(!b.hour_slot);
-        assert_eq!(b.stats.n, 8);
-        assert!((b.stats.mean - 5.0).abs() < 1e-9);
-        // Sample standard deviation (n-1) of that classic set is sqrt(32/7).
-        assert!((b.stats.std - (32.0f64 / 7.0).sqrt()).abs() < 1e-9);
-        assert!((b.stats.error_share - 8.0 / 40.0).abs() < 1e-9);
+    fn polars_quantiles_match_the_textbook() {
+        let v: Vec<f32> = (1..=101).map(|i| i as f32).collect();
+        let (q50, q99) = quantiles(v, 0.99);
+        assert_eq!(q50, 51.0);
+        assert!((q99 - 100.0).abs() < 1e-9);
+        let (m, mad) = median_mad(vec![1.0, 1.0, 2.0, 2.0, 4.0, 6.0, 9.0]);
+        assert_eq!((m, mad), (2.0, 1.0));
     }
 
     #[test]
-    fn old_samples_leave_the_rolling_window() {
-        let mut s = SampleSeries::default();
-        s.push(0, 100, 0);
-        s.push(1800, 10, 0);
-        let b = Baseline::compute(&mut s, 1900, 1800, 7, 0);
-        assert_eq!(b.stats.n, 1);
-        assert_eq!(b.stats.mean, 10.0);
+    fn a_few_attackers_do_not_move_the_learned_level() {
+        let mut l = Learner::default();
+        // 1 000 clients in the last hour, busiest minute 1..=20; 5 attackers at 1 000.
+        let mut peaks: Vec<Peaks> = (0..1000).map(|i| [1.0, (i % 20 + 1) as f32, 0.0]).collect();
+        peaks.extend((0..5).map(|_| [1000.0, 1000.0, 500.0]));
+        l.close_hour(10, peaks.into_iter(), 7);
+        let lv = l.client_levels(11 * 3600 + 60, &[], SPAN).unwrap();
+        assert_eq!(lv.clients, 1005);
+        assert!(lv.high[MINUTE] <= 20.0, "{lv:?}");
+        assert_eq!(lv.source, BaselineSource::Rolling);
     }
 
     #[test]
-    fn same_hour_yesterday_is_preferred_once_full() {
-        let mut s = SampleSeries::default();
-        let day = 86_400;
-        // Yesterday 10:00–10:59: 600 samples of 8 requests.
-        for i in 0..600 {
-            s.push(10 * 3600 + i * 6, 8, 0);
-        }
-        // Today 10:30: a few samples of 50.
-        for i in 0..5 {
-            s.push(day + 10 * 3600 + 1800 + i * 60, 50, 0);
-        }
-        let b = Baseline::compute(&mut s, day + 10 * 3600 + 2200, 1800, 7, 500);
-        assert!(b.hour_slot);
-        assert_eq!(b.stats.mean, 8.0);
-        let b = Baseline::compute(&mut s, day + 10 * 3600 + 2200, 1800, 7, 700);
-        assert!(!b.hour_slot);
-        assert_eq!(b.stats.mean, 50.0);
+    fn same_hour_on_previous_days_is_pooled() {
+        let mut l = Learner::default();
+        let day = 24;
+        // Yesterday 10:00: 300 clients at 50; today 09:00: 10 clients at 5.
+        l.close_hour(10, (0..300).map(|_| [5.0, 50.0, 0.0]), 7);
+        l.close_hour(day + 9, (0..10).map(|_| [1.0, 5.0, 0.0]), 7);
+        let lv = l
+            .client_levels((day + 10) * 3600 + 120, &[[1.0, 4.0, 0.0]], SPAN)
+            .unwrap();
+        assert_eq!(lv.clients, 311);
+        assert_eq!(lv.source, BaselineSource::HourSlot);
+        assert_eq!(lv.high[MINUTE], 50.0);
+        // Eight days later the slot is gone.
+        l.close_hour(day * 9 + 9, std::iter::empty(), 7);
+        assert!(!l.hours.contains_key(&10));
     }
 
     #[test]
-    fn floors_apply_to_the_snapshot_only() {
-        let b = Baseline {
-            stats: Stats {
-                n: 3,
-                mean: 2.0,
-                std: 1.0,
-                error_share: 0.1,
-            },
-            hour_slot: false,
-        };
-        let snap = b.snapshot(25.0, 35.0);
-        assert_eq!((snap.mean, snap.std, snap.mean_learned), (25.0, 35.0, 2.0));
+    fn thinning_keeps_the_ends_and_the_quantiles() {
+        let mut v: Vec<f32> = (0..10_001).map(|i| i as f32).collect();
+        thin(&mut v, 101);
+        assert_eq!(v.len(), 101);
+        assert_eq!((v[0], v[50], v[100]), (0.0, 5000.0, 10_000.0));
+    }
+
+    #[test]
+    fn site_median_follows_the_last_hour() {
+        let mut l = Learner::default();
+        for m in 0..120 {
+            l.push_site_minute(m * 60, if m < 60 { 100.0 } else { 10.0 }, 5, 10, 1);
+        }
+        let s = l.site_levels(120 * 60, SPAN).unwrap();
+        assert_eq!((s.median, s.minutes, s.clients), (10.0, 60, 5.0));
     }
 }

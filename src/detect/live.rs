@@ -1,18 +1,19 @@
 //! The live half of detection, shared by `follow` and its replay mode: the same [`Detector`] as
 //! `analyze`, plus the ban schedule, driven by an injected **wall** clock.
 //!
-//! Requests enter a reorder buffer with the same release rule as `analyze` (a request leaves when
-//! it is `reorder_secs` older than the newest one seen), so a log replayed with a clock that follows
-//! log time decides exactly what `analyze` decides. While the log is quiet, log time is estimated
-//! as `newest log time + wall time since it arrived`, so a tick closes seconds and a ban never
-//! waits for the next request.
+//! Requests go to the detector as they arrive: it checks a client after each request, so a flood
+//! is banned on the request that crosses the limit, and a line that arrives up to the tolerance
+//! late is counted in its own second (older ones are counted as late, never re-timed). A
+//! recorded log (`--replay`) arrives in `analyze`'s order (the same ingest, sorted when needed),
+//! so it decides exactly what `analyze` decides. While the log is quiet, log time is estimated as
+//! `newest log time + wall time since it arrived`, so a tick closes seconds and a site-wide alert
+//! never waits for the next request.
 //!
 //! No I/O here: [`Live::tick`] returns [`Event`]s; `cmd::follow` turns them into firewall
 //! changes, Slack messages and audit lines.
 
 use super::bans::{ActiveBan, BanBook};
 use super::{Action, BaselineSnapshot, Decision, Detector};
-use crate::ingest::Reorder;
 use crate::parse::Request;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
@@ -52,9 +53,7 @@ pub enum UnbanReason {
 pub struct Live {
     pub detector: Detector,
     pub bans: BanBook,
-    reorder_secs: i64,
-    buffer: Reorder,
-    /// Newest log time seen, and the wall time it arrived.
+    /// Newest log time seen, and the wall time (milliseconds) it arrived.
     newest: Option<(i64, i64)>,
     /// Decisions already turned into events.
     handled: usize,
@@ -62,51 +61,39 @@ pub struct Live {
 }
 
 impl Live {
-    pub fn new(detector: Detector, bans: BanBook, reorder_secs: i64) -> Live {
+    /// `tolerance_secs`: how late a line may arrive and still count in its own second.
+    pub fn new(mut detector: Detector, bans: BanBook, tolerance_secs: i64) -> Live {
+        detector.set_tolerance(tolerance_secs);
         Live {
             detector,
             bans,
-            reorder_secs,
-            buffer: Reorder::default(),
             newest: None,
             handled: 0,
             last_baselines: (None, None, false),
         }
     }
 
-    /// Estimated log time at wall time `now`.
-    fn log_now(&self, now: i64) -> Option<i64> {
-        self.newest.map(|(log, wall)| log + (now - wall).max(0))
+    /// Estimated log time at wall time `now_ms`: the newest log second plus the whole seconds
+    /// of wall time since it arrived.
+    fn log_now(&self, now_ms: i64) -> Option<i64> {
+        self.newest
+            .map(|(log, wall)| log + (now_ms - wall).max(0) / 1000)
     }
 
-    /// One request, at wall time `now`. Releases whatever the reorder rule allows, as `analyze`
-    /// does after every line.
-    pub fn push(&mut self, req: Request, now: i64) {
+    /// One request, at wall time `now_ms`.
+    pub fn push(&mut self, req: &Request, now_ms: i64) {
         if self.newest.is_none_or(|(log, _)| req.time > log) {
-            self.newest = Some((req.time, now));
+            self.newest = Some((req.time, now_ms));
         }
-        self.buffer.push(req);
-        let newest = self.newest.map(|n| n.0);
-        self.release(newest);
+        self.detector.observe(req);
     }
 
-    fn release(&mut self, log_now: Option<i64>) {
-        let Some(log_now) = log_now else { return };
-        while let Some(top) = self.buffer.peek_time() {
-            if top > log_now - self.reorder_secs {
-                break;
-            }
-            let req = self.buffer.pop().expect("peeked");
-            self.detector.observe(&req);
-        }
-    }
-
-    /// A wall-clock tick: release and evaluate up to the estimated log time, expire bans, and
-    /// report what happened.
-    pub fn tick(&mut self, now: i64) -> Vec<Event> {
-        if let Some(log_now) = self.log_now(now) {
-            self.release(Some(log_now));
-            self.detector.advance_to(log_now - self.reorder_secs);
+    /// A wall-clock tick at `now_ms`: close the seconds the log has left behind, expire bans,
+    /// and report what happened.
+    pub fn tick(&mut self, now_ms: i64) -> Vec<Event> {
+        let now = now_ms.div_euclid(1000);
+        if let Some(log_now) = self.log_now(now_ms) {
+            self.detector.advance_to(log_now);
         }
         let mut events = Vec::new();
         for d in &self.detector.decisions()[self.handled..] {
@@ -173,11 +160,6 @@ impl Live {
             })
             .collect()
     }
-
-    /// Requests waiting in the reorder buffer.
-    pub fn pending(&self) -> usize {
-        self.buffer.len()
-    }
 }
 
 #[cfg(test)]
@@ -186,8 +168,14 @@ mod tests {
     use super::super::DetectSettings;
     use super::*;
 
+    const LIVE: i64 = 60;
+
     fn req(ip: &str, t: i64) -> Request {
         Request::new(ip.parse().unwrap(), t, "GET", "/", 200, 0, "")
+    }
+
+    fn ms(t: i64) -> i64 {
+        t * 1000
     }
 
     fn live() -> Live {
@@ -198,7 +186,7 @@ mod tests {
         Live::new(
             Detector::new(s),
             BanBook::new(Schedule::parse("10s,30s,permanent").unwrap(), 3600),
-            1,
+            LIVE,
         )
     }
 
@@ -208,10 +196,10 @@ mod tests {
         for t in t0..t0 + 180 {
             for c in 0..10 {
                 if (t + c) % 10 == 0 {
-                    l.push(req(&format!("198.51.100.{c}"), t), t);
+                    l.push(&req(&format!("198.51.100.{c}"), t), ms(t));
                 }
             }
-            l.tick(t);
+            l.tick(ms(t));
         }
         t0
     }
@@ -222,24 +210,23 @@ mod tests {
     fn baseline_updates_say_when_they_come_into_force() {
         let s = DetectSettings {
             warmup_secs: 300,
-            window_secs: 10,
-            recompute_secs: 30,
+            recompute_secs: 60,
             ..Default::default()
         };
         let mut l = Live::new(
             Detector::new(s),
             BanBook::new(Schedule::parse("10s").unwrap(), 3600),
-            1,
+            LIVE,
         );
         let t0 = 1_700_000_000 - 1_700_000_000 % 60;
         let mut updates = Vec::new();
         for t in t0..t0 + 600 {
             for c in 0..10 {
                 if (t + c) % 5 == 0 {
-                    l.push(req(&format!("198.51.100.{c}"), t), t);
+                    l.push(&req(&format!("198.51.100.{c}"), t), ms(t));
                 }
             }
-            for e in l.tick(t) {
+            for e in l.tick(ms(t)) {
                 if let Event::BaselineUpdate { ip, in_force, .. } = e {
                     updates.push((t - t0, ip.is_some(), in_force));
                 }
@@ -256,31 +243,38 @@ mod tests {
         assert!(updates[first_in_force..].iter().all(|u| u.0 >= 300 && u.2));
     }
 
-    /// Background traffic, then a flood that stops dead: the tick alone must ban, and the fake
-    /// clock expires the ban on schedule.
+    /// A flood is banned on the tick right after the request that crosses the limit — within
+    /// its first second — and the fake clock expires the ban on schedule.
     #[test]
-    fn ticks_ban_without_new_requests_and_expire_on_schedule() {
+    fn a_flood_is_banned_within_its_first_second_and_expires_on_schedule() {
         let mut l = live();
         let t0 = background(&mut l);
         let flood_at = t0 + 180;
-        for _ in 0..400 {
-            l.push(req("203.0.113.9", flood_at), flood_at);
-        }
-        // No more lines. Wall time moves on; the estimated log time follows it.
-        let mut banned_at = None;
-        for now in flood_at..flood_at + 5 {
-            for e in l.tick(now) {
-                if let Event::Ban { ip, ban, .. } = e {
-                    assert_eq!(ip.to_string(), "203.0.113.9");
-                    assert_eq!(ban.until, Some(now + 10));
-                    banned_at = Some(now);
+        let mut banned_ms = None;
+        // 100 requests a second, arriving 10 ms apart; a tick every 200 ms.
+        for i in 0..300i64 {
+            let now = ms(flood_at) + i * 10;
+            l.push(&req("203.0.113.9", flood_at + i / 100), now);
+            if i % 20 == 19 {
+                for e in l.tick(now) {
+                    if let Event::Ban { ip, ban, decision } = e {
+                        assert_eq!(ip.to_string(), "203.0.113.9");
+                        assert_eq!(decision.window, crate::detect::Window::Short);
+                        assert_eq!(ban.until, Some(now / 1000 + 10));
+                        banned_ms.get_or_insert(now);
+                    }
                 }
             }
         }
-        let banned_at = banned_at.expect("banned on ticks alone");
-        assert!(banned_at - flood_at <= 2, "within the reorder delay + 1 s");
+        let banned_ms = banned_ms.expect("banned");
+        assert!(
+            banned_ms - ms(flood_at) <= 800,
+            "after {} ms",
+            banned_ms - ms(flood_at)
+        );
+        let banned_at = banned_ms / 1000;
         let unbans: Vec<_> = (banned_at + 1..banned_at + 12)
-            .flat_map(|now| l.tick(now))
+            .flat_map(|now| l.tick(ms(now)))
             .filter(|e| {
                 matches!(
                     e,
@@ -295,15 +289,13 @@ mod tests {
         assert!(!l.bans.is_banned(&"203.0.113.9".parse().unwrap()));
         // A new flood after the ban is a new episode with strike 2.
         let again = banned_at + 20;
-        for _ in 0..400 {
-            l.push(req("203.0.113.9", again), again);
+        for _ in 0..100 {
+            l.push(&req("203.0.113.9", again), ms(again));
         }
-        let strike2 = (again..again + 5)
-            .flat_map(|now| l.tick(now))
-            .find_map(|e| match e {
-                Event::Ban { ban, .. } => Some(ban),
-                _ => None,
-            });
+        let strike2 = l.tick(ms(again)).into_iter().find_map(|e| match e {
+            Event::Ban { ban, .. } => Some(ban),
+            _ => None,
+        });
         assert_eq!(
             strike2.map(|b| (b.strike, b.until.map(|u| u - b.since))),
             Some((2, Some(30)))
@@ -319,14 +311,16 @@ mod tests {
         let ip: IpAddr = "203.0.113.9".parse().unwrap();
         let mut now = t0 + 180;
         let mut bans = 0;
-        // 400 requests in one second, then stragglers every second until the 10 s ban ends.
-        for _ in 0..400 {
-            l.push(req("203.0.113.9", now), now);
+        // 100 requests in one second, then stragglers every second until the 10 s ban ends.
+        for _ in 0..100 {
+            l.push(&req("203.0.113.9", now), ms(now));
         }
         while now < t0 + 180 + 14 {
             now += 1;
-            l.push(req("203.0.113.9", now), now);
-            for e in l.tick(now) {
+            for _ in 0..5 {
+                l.push(&req("203.0.113.9", now), ms(now));
+            }
+            for e in l.tick(ms(now)) {
                 bans += matches!(e, Event::Ban { .. }) as u32;
             }
         }
@@ -335,6 +329,19 @@ mod tests {
             bans, 1,
             "no second ban from the traffic logged during the first"
         );
+    }
+
+    /// While the log is quiet, ticks move log time on, so periods close and the site-wide levels
+    /// keep up without a new request.
+    #[test]
+    fn quiet_log_time_follows_the_wall_clock() {
+        let mut l = live();
+        let t0 = background(&mut l);
+        let before = l.detector.timeline().len();
+        for s in 1..=120 {
+            l.tick(ms(t0 + 180 + s));
+        }
+        assert!(l.detector.timeline().len() > before);
     }
 
     #[test]

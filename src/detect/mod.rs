@@ -1,268 +1,96 @@
-//! Detect: pure scoring of a time-ordered stream of requests.
+//! Detect: pure scoring of a stream of requests in log-time order.
 //!
-//! Owns per-IP and site-wide sliding windows (per-second buckets of **log time**), the baselines,
-//! the rules, and the decisions. It does no I/O and never reads the wall clock: time only moves
-//! when [`Detector::observe`] sees a later request or the caller calls [`Detector::advance_to`]
-//! (how `follow` evaluates on its ticks). `analyze` and `follow` run this same code.
+//! Owns per-client and site-wide windows over three time scales, the learned baselines, the
+//! rules and the decisions. It does no I/O and never reads the wall clock: time only moves when
+//! [`Detector::observe`] sees a later request or the caller calls [`Detector::advance_to`] (how
+//! `follow` closes seconds on its ticks). `analyze` and `follow` run this same code.
 //!
-//! Invariants: state is per IP and per window period, never per line; a second is evaluated once,
-//! when log time moves past it; an IP is banned at most once per episode.
-//!
-//! Formulas (per IP, evaluated when a second closes, for IPs active in that second):
+//! The model (README "How bouncer decides" has it with examples). For a client, over each
+//! window W ∈ {short 10 s, minute 60 s, long 600 s}:
 //! ```text
-//! c   = requests from the IP in the last window_secs      e = its 4xx/5xx
-//! μ,σ = per-IP baseline mean/std of requests per window (floored), b = baseline error share
-//! z   = (c − μ) / σ          m = c / μ
-//! surge  = e/c ≥ error_surge_ratio × max(b, error_share_floor)
-//! k      = error_surge_factor if surge else 1
-//! ban    ⇔ c ≥ min_requests ∧ (z > k·z_threshold ∨ m > k·multiplier_threshold)
+//! load_W   = pages + asset_weight × assets          (an asset is a tenth of a page)
+//! errors_W = page errors (4xx/5xx on pages), none if all are 404s on < scan_min_paths paths
+//! level_W  = quantile(0.99) over client-hours of the clients' busiest W load (learned, polars)
+//! base_W   = max(floor_W, multiplier_threshold × level_W)
+//!            (fewer than min_clients client-hours: floor_W × untrained_factor)
+//! surge    = page-error share in W ≥ error_surge_ratio × max(site error share, floor)
+//! k        = error_surge_factor if surge else 1
+//! crowd    = √min(agents, 64) if ≥ crowd_min_agents agents (seen twice in the long window)
+//!            and ≤ crowd_max_error_share page errors there, else 1
+//! breadth  = distinct pages in the long window ≥ breadth_min_paths (crawling, scanning)
+//! multiplier fires ⇔ load_W > base_W × k × crowd      (long: only with a surge or breadth,
+//!                                                       no crowd)
+//! zscore fires     ⇔ no own history, or history with errors, or
+//!                    (load per minute − own mean) / max(own std, √own mean, 1) > k × z_threshold
+//! ban              ⇔ multiplier ∧ zscore, on the first window (short, minute, long) where both fire
 //! ```
-//! The site-wide rule is the same on site-wide window counts against the site-wide baseline
-//! (no surge), and yields an `alert`.
+//! A client is checked after each of its requests, so a flood is banned on the request that
+//! crosses the limit. Site-wide: the site's requests and distinct clients per minute (banned
+//! clients excluded) against their medians (and the MAD of requests); an `alert` when both
+//! grow past `global_multiplier_threshold` and the robust z-score past `global_z_threshold`,
+//! naming the top clients — a surge from many clients, not one busy client.
+//!
+//! Invariants: state is per client and per window span, never per line; an IP is banned at most
+//! once per episode; banned clients never feed a baseline; a request up to `tolerance` seconds
+//! older than the newest is counted in its own second, an older one is counted as late and left
+//! out (never re-timed).
 
 pub mod bans;
 pub mod baseline;
 pub mod decision;
 pub mod live;
 pub mod settings;
+mod top;
+pub mod window;
 
 use crate::parse::Request;
-use baseline::{Baseline, SampleSeries};
-pub use decision::{Action, BaselineSnapshot, BaselineSource, Count, Decision};
+use baseline::{ClientLevels, LearnSpan, Learner, Peaks, SiteLevels, LONG, MINUTE};
+pub use decision::{
+    Action, BaselineSnapshot, BaselineSource, Check, Count, DecidedBy, Decision, Rule, Window,
+};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 pub use settings::DetectSettings;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
+use top::{StatusCounts, TopK};
+use window::{Buckets, Counts, Distinct, Recent};
 
-/// Space-saving top-k counter: bounded memory, exact for anything that stays in the top.
-///
-/// Keys are identified by their 64-bit [`crate::parse::key_hash`] alone (computed on the parse
-/// threads), so the hot path compares a few integers and never text: a false merge would need
-/// two keys of one IP colliding in 64 bits. The text is kept only to show it. Repeats of the
-/// last key (an IP's user agent, nearly always) are counted inline, without touching the list.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct TopK {
-    /// (hash, count) per key, and the keys' text at the same index.
-    counts: Vec<(u64, u64)>,
-    keys: Vec<String>,
-    /// Index and hash of the last key added, and its hits not yet in `counts`.
-    last: Option<(usize, u64)>,
-    last_hits: u64,
-}
-
-impl TopK {
-    const CAP: usize = 24;
-    const MAX_KEY: usize = 512;
-
-    fn add<'k>(&mut self, hash: u64, key: impl FnOnce() -> &'k str) {
-        if let Some((_, h)) = self.last {
-            if h == hash {
-                self.last_hits += 1;
-                return;
-            }
-        }
-        self.settle();
-        let i = match self.counts.iter().position(|(h, _)| *h == hash) {
-            Some(i) => {
-                self.counts[i].1 += 1;
-                i
-            }
-            None => {
-                // An exact-size copy per entry: reusing an evicted key's buffer kept every slot
-                // at the longest key it ever held (+30 % peak memory on 10 M lines).
-                let text = crate::parse::clip(key(), Self::MAX_KEY);
-                if self.counts.len() < Self::CAP {
-                    self.counts.push((hash, 1));
-                    self.keys.push(text);
-                    self.counts.len() - 1
-                } else {
-                    // Replace the least counted key; it inherits that count (space-saving).
-                    let (i, _) = self
-                        .counts
-                        .iter()
-                        .enumerate()
-                        .min_by_key(|(_, (_, c))| *c)
-                        .expect("CAP > 0");
-                    self.counts[i] = (hash, self.counts[i].1 + 1);
-                    self.keys[i] = text;
-                    i
-                }
-            }
-        };
-        self.last = Some((i, hash));
-    }
-
-    /// Move the inline hits of the last key into the list.
-    fn settle(&mut self) {
-        if let Some((i, _)) = self.last {
-            self.counts[i].1 += std::mem::take(&mut self.last_hits);
-        }
-    }
-
-    fn top(&self, n: usize) -> Vec<Count<String>> {
-        let extra = |i: usize| match self.last {
-            Some((l, _)) if l == i => self.last_hits,
-            _ => 0,
-        };
-        let mut v: Vec<(&String, u64)> = self
-            .keys
-            .iter()
-            .enumerate()
-            .map(|(i, k)| (k, self.counts[i].1 + extra(i)))
-            .collect();
-        v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-        v.into_iter()
-            .take(n)
-            .map(|(value, count)| Count {
-                value: value.clone(),
-                count,
-            })
-            .collect()
-    }
-}
-
-/// Responses per status code of one IP: a handful of codes, the first few kept inline (no heap
-/// access on the hot path), the rest in a list.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct StatusCounts {
-    inline: [(u16, u32); 3],
-    more: Vec<(u16, u64)>,
-}
-
-impl StatusCounts {
-    fn add(&mut self, status: u16) {
-        // Slots fill in order; an empty slot has count 0.
-        for slot in &mut self.inline {
-            if slot.1 == 0 {
-                *slot = (status, 1);
-                return;
-            }
-            if slot.0 == status && slot.1 < u32::MAX {
-                slot.1 += 1;
-                return;
-            }
-        }
-        match self.more.iter_mut().find(|(s, _)| *s == status) {
-            Some((_, n)) => *n += 1,
-            None => self.more.push((status, 1)),
-        }
-    }
-
-    fn to_map(&self) -> BTreeMap<u16, u64> {
-        let mut m = BTreeMap::new();
-        let inline = self.inline.iter().filter(|(_, n)| *n > 0);
-        for (s, n) in inline
-            .map(|(s, n)| (*s, *n as u64))
-            .chain(self.more.iter().copied())
-        {
-            *m.entry(s).or_insert(0) += n;
-        }
-        m
-    }
-}
-
-/// Requests and errors over the last `window_secs`, from per-second buckets.
-///
-/// The newest bucket is kept inline: nearly every request lands in it, and touching the older
-/// buckets' heap memory on every request was the detection thread's costliest cache miss.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct Window {
-    /// Buckets before `head`, oldest first: (second, requests, errors).
-    buckets: VecDeque<(i64, u32, u32)>,
-    head: Option<(i64, u32, u32)>,
-    requests: u64,
-    errors: u64,
-}
-
-impl Window {
-    /// Count a request in second `sec` (never older than the newest bucket).
-    fn add(&mut self, sec: i64, error: bool) {
-        match &mut self.head {
-            Some(h) if h.0 == sec => {
-                h.1 += 1;
-                h.2 += error as u32;
-            }
-            head => {
-                if let Some(old) = head.replace((sec, 1, error as u32)) {
-                    self.buckets.push_back(old);
-                }
-            }
-        }
-        self.requests += 1;
-        self.errors += error as u64;
-    }
-
-    /// The newest second with a request, if any is in the window.
-    fn newest(&self) -> Option<i64> {
-        self.head.map(|h| h.0)
-    }
-
-    /// Keep buckets in `(now - window, now]`.
-    fn evict(&mut self, now: i64, window: i64) {
-        while let Some(&(s, r, e)) = self.buckets.front() {
-            if s > now - window {
-                return;
-            }
-            self.requests -= r as u64;
-            self.errors -= e as u64;
-            self.buckets.pop_front();
-        }
-        if let Some((s, r, e)) = self.head {
-            if s <= now - window {
-                self.requests -= r as u64;
-                self.errors -= e as u64;
-                self.head = None;
-            }
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct IpState {
-    first_seen: i64,
-    last_seen: i64,
-    total: u64,
-    window: Window,
-    /// Requests/errors in the current sample period (baseline input).
-    period: i64,
-    period_requests: u32,
-    period_errors: u32,
-    /// Start of the current ban episode.
-    banned_at: Option<i64>,
-    /// All traffic of this IP in the current period (for its series; banned or not).
-    seen_period: i64,
-    seen: (u32, u32),
-    /// Its last `RECENT_PERIODS` periods, and once banned its whole series (for the report).
-    recent: VecDeque<SeriesPoint>,
-    history: Option<Vec<SeriesPoint>>,
-    paths: TopK,
-    agents: TopK,
-    statuses: StatusCounts,
-}
-
-/// Periods of context kept per IP, copied into its series when it is banned.
+/// Periods of context kept per IP (its own history, and the plot before a ban).
 const RECENT_PERIODS: usize = 30;
 /// Points kept per banned IP (two weeks of one-minute periods).
 const MAX_SERIES: usize = 20_160;
+/// Distinct user agents and error paths tracked per client.
+const AGENTS_CAP: usize = 64;
+const ERROR_PATHS_CAP: usize = 8;
+/// Bucket size of the long window.
+const SLOT_SECS: i64 = 10;
 
-/// Requests of one IP in one period (`window_secs`), for plots.
+/// Requests of one IP in one period (`window_secs`), for plots and its own history.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct SeriesPoint {
     pub t: i64,
     pub requests: u32,
+    /// Page errors.
     pub errors: u32,
+    #[serde(default)]
+    pub pages: u32,
+    #[serde(default)]
+    pub load: f32,
 }
 
-/// Site-wide traffic in one period with traffic, and the baselines in force during it
-/// (floors applied; 0 before the first baseline).
+/// Site-wide traffic in one period with traffic, and the levels in force during it (0 before
+/// the first baseline).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct TimelinePoint {
     pub t: i64,
     pub requests: u32,
+    /// Page errors.
     pub errors: u32,
+    /// The minute window's per-client limit in force.
     pub ip_mean: f64,
     pub ip_std: f64,
+    /// The site's median load per minute and its robust standard deviation.
     pub site_mean: f64,
     pub site_std: f64,
 }
@@ -271,13 +99,29 @@ pub struct TimelinePoint {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DetectStats {
     pub requests: u64,
-    /// Requests older than the open second when they arrived (beyond the reorder tolerance):
-    /// counted in the open second.
+    /// Requests more than the tolerance older than the newest one when they arrived: counted
+    /// here and left out of detection (never re-timed).
     pub late: u64,
     pub first_time: Option<i64>,
     pub last_time: Option<i64>,
     pub peak_window_requests: u64,
     pub peak_at: Option<i64>,
+}
+
+/// The per-client limit of one window as it stands, for summaries and dashboards.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct WindowLimit {
+    pub window: Window,
+    pub secs: u32,
+    /// What a client may reach before the rules look at it (errors surge: × 0.7).
+    pub limit: f64,
+    /// `multiplier_threshold` × the learned level, when enough clients were seen.
+    pub learned: Option<f64>,
+    pub floor: f64,
+    pub decided_by: DecidedBy,
+    /// The learned level (the `quantile` of the clients' busiest windows) and the median.
+    pub level: f64,
+    pub median: f64,
 }
 
 /// The allowlist in force: configured networks, loopback, and optionally private ranges.
@@ -313,31 +157,109 @@ pub fn is_private(ip: &IpAddr) -> bool {
     }
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct IpState {
+    first_seen: i64,
+    last_seen: i64,
+    total: u64,
+    /// Per-second buckets over the minute window, per-10-s buckets over the long window.
+    secs: Buckets,
+    slots: Buckets,
+    /// User agents, page-error paths and distinct page paths in the long window.
+    agents_seen: Recent,
+    error_paths: Recent,
+    page_paths: Distinct,
+    /// Its busiest windows in hour `hour` (baseline input), and the hour of its last ban.
+    hour: i64,
+    peaks: Peaks,
+    banned_hour: i64,
+    /// Start of the current ban episode.
+    banned_at: Option<i64>,
+    /// Its traffic in the current period (for its series; banned or not).
+    seen_period: i64,
+    seen: SeriesPoint,
+    /// Its last `RECENT_PERIODS` periods, and once banned its whole series (for the report).
+    recent: VecDeque<SeriesPoint>,
+    history: Option<Vec<SeriesPoint>>,
+    paths: TopK,
+    agents: TopK,
+    statuses: StatusCounts,
+}
+
+impl IpState {
+    fn new(t: i64) -> IpState {
+        IpState {
+            first_seen: t,
+            last_seen: t,
+            total: 0,
+            secs: Buckets::default(),
+            slots: Buckets::default(),
+            agents_seen: Recent::default(),
+            error_paths: Recent::default(),
+            page_paths: Distinct::default(),
+            hour: i64::MIN,
+            peaks: [0.0; 3],
+            banned_hour: i64::MIN,
+            banned_at: None,
+            seen_period: i64::MIN,
+            seen: SeriesPoint {
+                t: 0,
+                requests: 0,
+                errors: 0,
+                pages: 0,
+                load: 0.0,
+            },
+            recent: VecDeque::new(),
+            history: None,
+            paths: TopK::default(),
+            agents: TopK::default(),
+            statuses: StatusCounts::default(),
+        }
+    }
+}
+
+/// What one client did in each window at log time `now`.
+struct Measures {
+    /// Page errors that are 404s repeated on fewer than `scan_min_paths` paths are not counted.
+    counts: [Counts; 3],
+    /// Load per window.
+    value: [f64; 3],
+}
+
 /// The detector. Feed it requests in time order; collect [`Decision`]s.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Detector {
     s: DetectSettings,
     allow: Allowlist,
-    /// The open (not yet evaluated) second of log time.
+    /// The newest second of log time seen (open: not yet closed for the site-wide rule).
     now: Option<i64>,
+    /// Requests up to this much older than `now` are counted in their own second.
+    tolerance: i64,
     ips: HashMap<IpAddr, IpState, foldhash::fast::RandomState>,
-    /// IPs with a request in the open second: the ones evaluated when it closes.
-    active: Vec<IpAddr>,
-    global: Window,
+    /// Site traffic of clients not banned, per second over the minute window.
+    site: Buckets,
     period: i64,
-    period_ips: Vec<IpAddr>,
-    global_period: (u32, u32),
-    /// Every IP with traffic in the current period, and all site traffic in it.
     period_seen_ips: Vec<IpAddr>,
-    period_all: (u32, u32),
-    timeline: Vec<TimelinePoint>,
-    ip_samples: SampleSeries,
-    global_samples: SampleSeries,
-    ip_baseline: Option<Baseline>,
-    global_baseline: Option<Baseline>,
+    /// All site traffic this period (timeline), and that of clients not banned (baseline).
+    period_all: SeriesPoint,
+    period_site: Counts,
+    /// The open hour and the clients with peaks in it.
+    hour: i64,
+    hour_ips: Vec<IpAddr>,
+    learner: Learner,
+    levels: Option<ClientLevels>,
+    /// The hour whose completed predecessors the levels come from (hourly updates).
+    levels_hour: Option<i64>,
+    site_levels: Option<SiteLevels>,
+    /// Per window: the limit in force (floor applied) and the learned part.
+    limits: [f64; 3],
+    learned: [Option<f64>; 3],
+    /// Below all of these a client cannot be banned, whatever its errors: checked first.
+    quick: [f64; 3],
     last_recompute: Option<i64>,
     /// Last second the site-wide rule fired (episode tracking).
     global_fired_at: Option<i64>,
+    timeline: Vec<TimelinePoint>,
     decisions: Vec<Decision>,
     stats: DetectStats,
 }
@@ -348,28 +270,52 @@ impl Detector {
             nets: settings.allowlist.clone(),
             private: settings.allow_private,
         };
+        let floors = [
+            settings.short_floor,
+            settings.minute_floor,
+            settings.long_floor,
+        ]
+        .map(|f| f * settings.untrained_factor);
+        let tolerance = settings.window_secs as i64;
         Detector {
+            quick: floors.map(|f| f * settings.error_surge_factor),
+            limits: floors,
             s: settings,
             allow,
             now: None,
+            tolerance,
             ips: HashMap::default(),
-            active: Vec::new(),
-            global: Window::default(),
+            site: Buckets::default(),
             period: i64::MIN,
-            period_ips: Vec::new(),
-            global_period: (0, 0),
             period_seen_ips: Vec::new(),
-            period_all: (0, 0),
-            timeline: Vec::new(),
-            ip_samples: SampleSeries::default(),
-            global_samples: SampleSeries::default(),
-            ip_baseline: None,
-            global_baseline: None,
+            period_all: SeriesPoint {
+                t: 0,
+                requests: 0,
+                errors: 0,
+                pages: 0,
+                load: 0.0,
+            },
+            period_site: Counts::default(),
+            hour: i64::MIN,
+            hour_ips: Vec::new(),
+            learner: Learner::default(),
+            levels: None,
+            levels_hour: None,
+            site_levels: None,
+            learned: [None; 3],
             last_recompute: None,
             global_fired_at: None,
+            timeline: Vec::new(),
             decisions: Vec::new(),
             stats: DetectStats::default(),
         }
+    }
+
+    /// Requests up to `secs` older than the newest one are counted in their own second (at most
+    /// the minute window); older ones are counted as late and left out. Default: the minute
+    /// window.
+    pub fn set_tolerance(&mut self, secs: i64) {
+        self.tolerance = secs.clamp(0, self.s.window_secs as i64);
     }
 
     pub fn settings(&self) -> &DetectSettings {
@@ -393,18 +339,22 @@ impl Detector {
         self.allow.contains(ip)
     }
 
-    /// End an IP's ban episode now (its ban was lifted): its window is cleared, its next burst is
-    /// judged afresh, and its traffic counts toward baselines again.
+    /// End an IP's ban episode now (its ban was lifted): its windows are cleared, its next burst
+    /// is judged afresh, and its traffic counts toward baselines again.
     pub fn end_episode(&mut self, ip: &IpAddr) {
         if let Some(st) = self.ips.get_mut(ip) {
             st.banned_at = None;
             // What it sent while banned (retransmissions of dropped connections, lines logged
             // before the ban took effect) must not count against it right after the unban.
-            st.window = Window::default();
+            st.secs = Buckets::default();
+            st.slots = Buckets::default();
+            st.agents_seen = Recent::default();
+            st.error_paths = Recent::default();
+            st.page_paths = Distinct::default();
         }
     }
 
-    /// Site-wide traffic per period with traffic, with the baselines in force.
+    /// Site-wide traffic per period with traffic, with the levels in force.
     pub fn timeline(&self) -> &[TimelinePoint] {
         &self.timeline
     }
@@ -415,95 +365,143 @@ impl Detector {
         self.ips.get(ip)?.history.as_deref()
     }
 
-    /// The per-IP and site-wide baselines in force now (floors applied), if any was computed.
+    /// The per-client baseline of the minute window and the site-wide baseline, if learned.
     pub fn baselines(&self) -> (Option<BaselineSnapshot>, Option<BaselineSnapshot>) {
         (
-            self.ip_baseline
-                .map(|b| b.snapshot(self.s.ip_mean_floor, self.s.ip_std_floor)),
-            self.global_baseline
-                .map(|b| b.snapshot(self.s.global_mean_floor, self.s.global_std_floor)),
+            self.levels.map(|l| self.client_snapshot(&l, MINUTE)),
+            self.site_levels.map(|l| self.site_snapshot(&l)),
         )
     }
 
-    /// Feed one request. Requests must come in (roughly) time order; one older than the open
-    /// second is counted in the open second and in `stats.late`.
+    /// The per-client limits in force, by window.
+    pub fn limits(&self) -> [WindowLimit; 3] {
+        let floors = self.floors();
+        let secs = [self.s.short_secs, self.s.window_secs, self.s.long_secs];
+        std::array::from_fn(|i| WindowLimit {
+            window: Window::ALL[i],
+            secs: secs[i],
+            limit: self.limits[i],
+            learned: self.learned[i],
+            floor: floors[i],
+            decided_by: self.decided_by(i),
+            level: self.levels.map_or(0.0, |l| l.high[i]),
+            median: self.levels.map_or(0.0, |l| l.q50[i]),
+        })
+    }
+
+    /// The floors in force: the safety net once levels are learned, and the floors ×
+    /// `untrained_factor` until then (a site with too few clients yet gets cautious limits).
+    fn floors(&self) -> [f64; 3] {
+        let k = match self.learned[0] {
+            Some(_) => 1.0,
+            None => self.s.untrained_factor,
+        };
+        [self.s.short_floor, self.s.minute_floor, self.s.long_floor].map(|f| f * k)
+    }
+
+    fn decided_by(&self, w: usize) -> DecidedBy {
+        match self.learned[w] {
+            Some(l) if l >= self.floors()[w] => DecidedBy::Learned,
+            _ => DecidedBy::Floor,
+        }
+    }
+
+    /// Feed one request. Requests should come in time order; one up to the tolerance older than
+    /// the newest is counted in its own second, an older one in `stats.late` only.
     pub fn observe(&mut self, req: &Request) {
-        let mut t = req.time;
+        let t = req.time;
         match self.now {
             None => {
                 self.now = Some(t);
                 self.stats.first_time = Some(t);
                 self.period = self.period_of(t);
+                self.hour = t.div_euclid(3600);
             }
-            Some(now) if t < now => {
+            Some(now) if t < now - self.tolerance => {
                 self.stats.late += 1;
-                t = now;
+                return;
             }
             Some(now) if t > now => self.advance_to(t),
             Some(_) => {}
         }
+        let now = self.now.expect("set above");
         self.stats.requests += 1;
         self.stats.last_time = Some(self.stats.last_time.map_or(t, |l| l.max(t)));
-        let error = req.is_error();
+        let c = Counts::of(req);
+        let (period, hour) = (self.period, self.hour);
         let gap = self.s.episode_gap_secs as i64;
-        let period = self.period;
-        let st = self.ips.entry(req.ip).or_insert_with(|| IpState {
-            first_seen: t,
-            last_seen: t,
-            total: 0,
-            window: Window::default(),
-            period: i64::MIN,
-            period_requests: 0,
-            period_errors: 0,
-            banned_at: None,
-            seen_period: i64::MIN,
-            seen: (0, 0),
-            recent: VecDeque::new(),
-            history: None,
-            paths: TopK::default(),
-            agents: TopK::default(),
-            statuses: StatusCounts::default(),
-        });
+        let (w, long) = (self.s.window_secs as i64, self.s.long_secs as i64);
+        let st = self.ips.entry(req.ip).or_insert_with(|| IpState::new(t));
         if st.banned_at.is_some() && t - st.last_seen >= gap {
             st.banned_at = None; // quiet long enough: a new episode starts
         }
-        if st.window.newest() != Some(t) {
-            self.active.push(req.ip);
+        // Eviction is only due when the clock moved since the client's last request.
+        if st.secs.add(t, &c) || t < now {
+            st.secs.evict(now - w);
         }
-        st.window.add(t, error);
+        let slot = t.div_euclid(SLOT_SECS);
+        if st.slots.add(slot, &c) || t < now {
+            let oldest = (now - long).div_euclid(SLOT_SECS);
+            st.slots.evict(oldest);
+            st.page_paths.evict(oldest);
+        }
+        if c.pages > 0 {
+            st.page_paths.add(slot, req.path_hash());
+        }
+        st.agents_seen.add(req.agent_hash(), t, AGENTS_CAP);
+        if c.errors > 0 {
+            st.error_paths.add(req.path_hash(), t, ERROR_PATHS_CAP);
+        }
         st.total += 1;
-        st.last_seen = t;
+        st.first_seen = st.first_seen.min(t);
+        st.last_seen = st.last_seen.max(t);
         // The text is only read when a key enters a list: reading it on every request was a
         // cache miss on the request's text.
         st.paths.add(req.path_hash(), || req.path());
         st.agents.add(req.agent_hash(), || req.user_agent());
         st.statuses.add(req.status);
+        let load = c.load(self.s.asset_weight) as f32;
         if st.seen_period != period {
             st.seen_period = period;
-            st.seen = (0, 0);
+            st.seen = SeriesPoint {
+                t: period,
+                requests: 0,
+                errors: 0,
+                pages: 0,
+                load: 0.0,
+            };
             self.period_seen_ips.push(req.ip);
         }
-        st.seen.0 += 1;
-        st.seen.1 += error as u32;
-        self.period_all.0 += 1;
-        self.period_all.1 += error as u32;
-        if st.banned_at.is_none() {
-            if st.period != period {
-                st.period = period;
-                st.period_requests = 0;
-                st.period_errors = 0;
-                self.period_ips.push(req.ip);
+        st.seen.requests += 1;
+        st.seen.errors += c.errors;
+        st.seen.pages += c.pages;
+        st.seen.load += load;
+        self.period_all.requests += 1;
+        self.period_all.errors += c.errors;
+        let banned = st.banned_at.is_some();
+        if !banned {
+            self.site.add(t, &c);
+            self.period_site.add(&c);
+        }
+        let m = measure(st, now, &self.s);
+        if !banned {
+            if st.hour != hour {
+                st.hour = hour;
+                st.peaks = [0.0; 3];
+                self.hour_ips.push(req.ip);
             }
-            st.period_requests += 1;
-            st.period_errors += error as u32;
-            self.global.add(t, error);
-            self.global_period.0 += 1;
-            self.global_period.1 += error as u32;
+            for (p, v) in st.peaks.iter_mut().zip(m.value) {
+                *p = p.max(v as f32);
+            }
+        }
+        let over = m.value.iter().zip(&self.quick).any(|(v, q)| v > q);
+        if over && !banned && self.warmed_up(now) && !self.allow.contains(&req.ip) {
+            self.evaluate_ip(req.ip, now, m);
         }
     }
 
-    /// Move log time forward to `t`, evaluating every second before it. `follow` calls this on
-    /// its ticks so a decision never waits for the next request.
+    /// Move log time forward to `t`, closing the seconds and periods before it. `follow` calls
+    /// this on its ticks so a site-wide alert never waits for the next request.
     pub fn advance_to(&mut self, t: i64) {
         let Some(now) = self.now else { return };
         if t <= now {
@@ -540,8 +538,9 @@ impl Detector {
         t.div_euclid(self.s.window_secs as i64) * self.s.window_secs as i64
     }
 
-    /// Whether the rules are in force at the open second: the warm-up of log time is over and a
-    /// per-IP baseline exists. Before that, baselines are learned but nothing is decided.
+    /// Whether the rules are in force at the open second: the warm-up of log time is over.
+    /// Before that, baselines are learned but nothing is decided; after it, the floors apply
+    /// until the learned levels exceed them.
     pub fn warmed_up_now(&self) -> bool {
         self.now.is_some_and(|t| self.warmed_up(t))
     }
@@ -550,19 +549,33 @@ impl Detector {
         self.stats
             .first_time
             .is_some_and(|f| t - f >= self.s.warmup_secs as i64)
-            && self.ip_baseline.is_some()
     }
 
-    /// Close a sample period: turn its counts into baseline samples, recompute when due.
+    fn span(&self) -> LearnSpan {
+        LearnSpan {
+            rolling_secs: self.s.baseline_secs as i64,
+            site_secs: self.s.site_baseline_secs as i64,
+            slot_days: self.s.hour_slot_days,
+            slot_min: self.s.hour_slot_min_clients,
+            quantile: self.s.quantile,
+        }
+    }
+
+    /// Close a period: the clients' and the site's points, the hour's peaks when the hour ends,
+    /// the levels when due.
     fn close_period(&mut self, t: i64) {
         let period = self.period;
-        for ip in std::mem::take(&mut self.period_seen_ips) {
+        let seen = std::mem::take(&mut self.period_seen_ips);
+        let clients = seen
+            .iter()
+            .filter(|ip| self.ips.get(*ip).is_some_and(|st| st.banned_at.is_none()))
+            .count() as u32;
+        if self.warmed_up(period) {
+            self.evaluate_site(period, clients, &seen);
+        }
+        for ip in seen {
             if let Some(st) = self.ips.get_mut(&ip) {
-                let point = SeriesPoint {
-                    t: period,
-                    requests: st.seen.0,
-                    errors: st.seen.1,
-                };
+                let point = st.seen;
                 if st.recent.len() == RECENT_PERIODS {
                     st.recent.pop_front();
                 }
@@ -572,173 +585,406 @@ impl Detector {
                 }
             }
         }
-        if self.period_all.0 > 0 {
-            let (ip, site) = self.baselines();
+        if self.period_all.requests > 0 {
+            let (_, site) = self.baselines();
             self.timeline.push(TimelinePoint {
                 t: period,
-                requests: self.period_all.0,
-                errors: self.period_all.1,
-                ip_mean: ip.map_or(0.0, |b| b.mean),
-                ip_std: ip.map_or(0.0, |b| b.std),
+                requests: self.period_all.requests,
+                errors: self.period_all.errors,
+                ip_mean: self.limits[MINUTE],
+                ip_std: 0.0,
                 site_mean: site.map_or(0.0, |b| b.mean),
                 site_std: site.map_or(0.0, |b| b.std),
             });
         }
-        self.period_all = (0, 0);
-        for ip in std::mem::take(&mut self.period_ips) {
-            if let Some(st) = self.ips.get(&ip) {
-                if st.banned_at.is_none() && st.period == self.period && st.period_requests > 0 {
-                    self.ip_samples
-                        .push(self.period, st.period_requests, st.period_errors);
-                }
-            }
+        self.period_all = SeriesPoint {
+            t: 0,
+            requests: 0,
+            errors: 0,
+            pages: 0,
+            load: 0.0,
+        };
+        if self.period_site.requests() > 0 {
+            let c = self.period_site;
+            self.learner
+                .push_site_minute(period, c.requests() as f64, clients, c.pages, c.errors);
         }
-        if self.global_period.0 > 0 {
-            self.global_samples
-                .push(self.period, self.global_period.0, self.global_period.1);
+        self.period_site = Counts::default();
+        let new_hour = t.div_euclid(3600);
+        if new_hour != self.hour {
+            let peaks = self.take_hour_peaks();
+            let days = self.s.hour_slot_days;
+            self.learner.close_hour(self.hour, peaks.into_iter(), days);
+            self.hour = new_hour;
         }
-        self.global_period = (0, 0);
         let due = self
             .last_recompute
             .is_none_or(|l| t - l >= self.s.recompute_secs as i64);
-        if due && !self.ip_samples.is_empty() {
-            let keep = self.s.baseline_secs as i64;
-            let (days, min) = (self.s.hour_slot_days, self.s.hour_slot_min_samples as u64);
-            self.ip_baseline = Some(Baseline::compute(&mut self.ip_samples, t, keep, days, min));
-            // The site has one sample per period, so its hour slot fills 60× slower.
-            let gmin = (min / 10).max(1);
-            self.global_baseline = Some(Baseline::compute(
-                &mut self.global_samples,
-                t,
-                keep,
-                days,
-                gmin,
-            ));
-            self.last_recompute = Some(t);
+        if due {
+            self.recompute(t);
         }
+    }
+
+    /// The open hour's peaks of the clients not banned in it (and forget who they were).
+    fn take_hour_peaks(&mut self) -> Vec<Peaks> {
+        let hour = self.hour;
+        std::mem::take(&mut self.hour_ips)
+            .iter()
+            .filter_map(|ip| self.ips.get(ip))
+            .filter(|st| st.hour == hour && st.banned_hour != hour)
+            .map(|st| st.peaks)
+            .collect()
+    }
+
+    /// Recompute the levels: the site's every `recompute_secs`; the clients' then too until a
+    /// first hour is complete, and after that once per hour, from the completed hours (the open
+    /// hour would add a 24th of the data at the cost of redoing the work every few minutes).
+    fn recompute(&mut self, t: i64) {
+        let hour = self.hour;
+        let span = self.span();
+        self.site_levels = self.learner.site_levels(t, span);
+        let hourly = self.learner.has_hours();
+        if !hourly || self.levels_hour != Some(hour) {
+            let open: Vec<Peaks> = if hourly {
+                Vec::new()
+            } else {
+                self.hour_ips
+                    .iter()
+                    .filter_map(|ip| self.ips.get(ip))
+                    .filter(|st| st.hour == hour && st.banned_hour != hour)
+                    .map(|st| st.peaks)
+                    .collect()
+            };
+            self.levels = self.learner.client_levels(t, &open, span);
+            self.levels_hour = hourly.then_some(hour);
+        }
+        let enough = self.levels.is_some_and(|l| l.clients >= self.s.min_clients);
+        let (m, factor) = (self.s.multiplier_threshold, self.s.error_surge_factor);
+        self.learned = std::array::from_fn(|w| match self.levels {
+            Some(l) if enough => Some(m * l.high[w]),
+            _ => None,
+        });
+        let floors = self.floors();
+        self.limits =
+            std::array::from_fn(|w| self.learned[w].map_or(floors[w], |l| l.max(floors[w])));
+        self.quick = self.limits.map(|l| l * factor);
+        self.last_recompute = Some(t);
     }
 
     fn close_second(&mut self, s: i64) {
         let w = self.s.window_secs as i64;
-        self.global.evict(s, w);
-        if self.global.requests > self.stats.peak_window_requests {
-            self.stats.peak_window_requests = self.global.requests;
+        self.site.evict(s - w);
+        let requests = self.site.sum().requests();
+        if requests > self.stats.peak_window_requests {
+            self.stats.peak_window_requests = requests;
             self.stats.peak_at = Some(s);
         }
-        let active = std::mem::take(&mut self.active);
-        let warmed = self.warmed_up(s);
-        for ip in &active {
-            if let Some(st) = self.ips.get_mut(ip) {
-                st.window.evict(s, w);
-            }
-            if warmed {
-                self.evaluate_ip(*ip, s);
-            }
-        }
-        if warmed && !active.is_empty() {
-            self.evaluate_global(s);
-        }
-        self.active = active;
-        self.active.clear();
     }
 
-    fn evaluate_ip(&mut self, ip: IpAddr, s: i64) {
-        if self.allow.contains(&ip) {
-            return;
+    fn client_snapshot(&self, l: &ClientLevels, w: usize) -> BaselineSnapshot {
+        let spread = ((l.high[w] - l.q50[w]) / 2.326).max(0.0);
+        BaselineSnapshot {
+            mean: l.q50[w],
+            std: spread,
+            mean_learned: l.q50[w],
+            std_learned: spread,
+            error_share: l.error_share,
+            source: l.source,
+            samples: l.clients,
+            level: l.high[w],
+            quantile: self.s.quantile,
         }
-        let Some(base) = self.ip_baseline else { return };
-        let snap = base.snapshot(self.s.ip_mean_floor, self.s.ip_std_floor);
+    }
+
+    fn site_snapshot(&self, l: &SiteLevels) -> BaselineSnapshot {
+        BaselineSnapshot {
+            mean: l.median,
+            std: l.scale,
+            mean_learned: l.median,
+            std_learned: l.scale,
+            error_share: self.levels.map_or(0.0, |c| c.error_share),
+            source: l.source,
+            samples: l.minutes,
+            level: l.median,
+            quantile: 0.5,
+        }
+    }
+
+    fn evaluate_ip(&mut self, ip: IpAddr, now: i64, m: Measures) {
         let st = &self.ips[&ip];
-        let c = st.window.requests;
-        if st.banned_at.is_some() || c < self.s.min_requests as u64 {
-            return;
-        }
-        let share = st.window.errors as f64 / c as f64;
-        let surge =
-            share >= self.s.error_surge_ratio * snap.error_share.max(self.s.error_share_floor);
-        let k = if surge {
-            self.s.error_surge_factor
+        let s = &self.s;
+        let site_share = self.levels.map_or(0.0, |l| l.error_share);
+        // error_surge_ratio × the site's share, or halfway from it to 100 % where that is lower
+        // (on a site that is mostly errors, a client with nothing but errors still surges).
+        let surge_share = (s.error_surge_ratio * site_share.max(s.error_share_floor))
+            .min((1.0 + site_share) / 2.0);
+        let long_counts = m.counts[LONG];
+        let agents = st.agents_seen.count(now - s.long_secs as i64, 2);
+        let crowd =
+            agents >= s.crowd_min_agents && long_counts.error_share() <= s.crowd_max_error_share;
+        let crowd_factor = if crowd {
+            (agents.min(s.crowd_max_agents) as f64).sqrt()
         } else {
             1.0
         };
-        let (z, m) = ((c as f64 - snap.mean) / snap.std, c as f64 / snap.mean);
-        let (zt, mt) = (k * self.s.z_threshold, k * self.s.multiplier_threshold);
-        let mut rules = Vec::new();
-        if z > zt {
-            rules.push("zscore".to_string());
-        }
-        if m > mt {
-            rules.push("multiplier".to_string());
-        }
-        if rules.is_empty() {
+        let history = own_history(st, now, s);
+        let breadth = st.page_paths.estimate();
+        let wide = breadth >= s.breadth_min_paths as f64;
+        let secs = [s.short_secs, s.window_secs, s.long_secs];
+        #[allow(clippy::needless_range_loop)] // w indexes five parallel arrays
+        for w in 0..3 {
+            let counts = m.counts[w];
+            let share = counts.error_share();
+            let surge = counts.pages > 0 && share >= surge_share;
+            if w == LONG && !surge && !wide {
+                continue; // the long window speaks through an error surge or breadth only
+            }
+            let k = if surge { s.error_surge_factor } else { 1.0 };
+            let crowd_k = if w == LONG { 1.0 } else { crowd_factor };
+            let limit = self.limits[w] * k * crowd_k;
+            if m.value[w] <= limit {
+                continue;
+            }
+            let per_min = counts.load(s.asset_weight) * 60.0 / secs[w] as f64;
+            let z = history.map(|h| (per_min - h.mean) / h.std);
+            let z_limit = k * s.z_threshold;
+            // Credit for being steady goes to clients that keep to a few pages (pollers,
+            // monitors, apps): one that crawls many pages gets none.
+            let z_fired = match (history, z) {
+                (Some(h), Some(z)) if h.clean && !wide => z > z_limit,
+                _ => true,
+            };
+            if !z_fired {
+                continue;
+            }
+            let level = self.levels.map_or(0.0, |l| l.high[w]);
+            let mut checks = Vec::new();
+            let mut rules = vec![Rule::Multiplier];
+            let floor = self.floors()[w];
+            let decided_by = self.decided_by(w);
+            let how = match (decided_by, self.learned[w]) {
+                (DecidedBy::Learned, _) => format!(
+                    "{} × {level:.1} (the {} of {} client-hours' busiest {} s)",
+                    s.multiplier_threshold,
+                    percentile(s.quantile),
+                    self.levels.map_or(0, |l| l.clients),
+                    secs[w]
+                ),
+                (DecidedBy::Floor, Some(l)) => {
+                    format!("the floor {floor:.0}; learned {l:.1} was lower")
+                }
+                (DecidedBy::Floor, None) => format!(
+                    "the floor {floor:.0}; too few clients to learn from ({})",
+                    self.levels.map_or(0, |l| l.clients)
+                ),
+            };
+            checks.push(Check {
+                rule: Rule::Multiplier,
+                value: m.value[w],
+                limit,
+                fired: true,
+                note: format!(
+                    "{} {:.1} in {} s > {limit:.1} = {how}{}{}",
+                    Window::ALL[w].measure(),
+                    m.value[w],
+                    secs[w],
+                    if surge {
+                        format!(" × {} (error surge)", s.error_surge_factor)
+                    } else {
+                        String::new()
+                    },
+                    if crowd_k > 1.0 {
+                        format!(" × √{} (crowd)", agents.min(s.crowd_max_agents))
+                    } else {
+                        String::new()
+                    },
+                ),
+            });
+            let z_note = match (history, z) {
+                (None, _) => "no own history (new or occasional client)".to_string(),
+                (Some(_), _) if wide => format!(
+                    "about {breadth:.0} distinct pages: a crawler gets no credit for being steady"
+                ),
+                (Some(h), _) if !h.clean => format!(
+                    "own history has {:.0}% page errors: no credit for being steady",
+                    h.error_share * 100.0
+                ),
+                (Some(h), Some(z)) => format!(
+                    "{per_min:.1}/min vs its own {:.1} ± {:.1} over {} minutes: z {z:.1} > {z_limit:.1}",
+                    h.mean, h.std, h.minutes
+                ),
+                (Some(_), None) => unreachable!("z is computed with a history"),
+            };
+            if history.is_some_and(|h| h.clean) && !wide {
+                rules.push(Rule::Zscore);
+            }
+            checks.push(Check {
+                rule: Rule::Zscore,
+                value: z.unwrap_or(0.0),
+                limit: z_limit,
+                fired: true,
+                note: z_note,
+            });
+            checks.push(Check {
+                rule: Rule::ErrorSurge,
+                value: share,
+                limit: surge_share,
+                fired: surge,
+                note: format!(
+                    "{:.0}% page errors in the window vs {:.0}% = {} × max(site {:.1}%, {:.0}%)",
+                    share * 100.0,
+                    surge_share * 100.0,
+                    s.error_surge_ratio,
+                    site_share * 100.0,
+                    s.error_share_floor * 100.0
+                ),
+            });
+            if surge {
+                rules.push(Rule::ErrorSurge);
+            }
+            if w == LONG {
+                checks.push(Check {
+                    rule: Rule::Breadth,
+                    value: breadth,
+                    limit: s.breadth_min_paths as f64,
+                    fired: wide,
+                    note: format!(
+                        "about {breadth:.0} distinct pages in {} s (crawling or scanning from {})",
+                        s.long_secs, s.breadth_min_paths
+                    ),
+                });
+                if wide {
+                    rules.push(Rule::Breadth);
+                }
+            }
+            if w != LONG {
+                checks.push(Check {
+                    rule: Rule::Crowd,
+                    value: agents as f64,
+                    limit: s.crowd_min_agents as f64,
+                    fired: crowd,
+                    note: format!(
+                        "{agents} user agents seen twice or more in {} s, {:.0}% page errors (a crowd needs ≥ {} agents and ≤ {:.0}%)",
+                        s.long_secs,
+                        long_counts.error_share() * 100.0,
+                        s.crowd_min_agents,
+                        s.crowd_max_error_share * 100.0
+                    ),
+                });
+                if crowd {
+                    rules.push(Rule::Crowd);
+                }
+            }
+            let requests = counts.requests();
+            let window = Window::ALL[w];
+            let reason = format!(
+                "{} window: {} {:.1} in {} s ({requests} requests, {:.0}% page errors) > limit {limit:.1} ({}){}",
+                window.name(),
+                window.measure(),
+                m.value[w],
+                secs[w],
+                share * 100.0,
+                match decided_by {
+                    DecidedBy::Learned => format!("{} × learned {level:.1}", s.multiplier_threshold),
+                    DecidedBy::Floor => format!("floor {floor:.0}"),
+                },
+                [
+                    surge.then(|| format!(" × {} error surge", s.error_surge_factor)),
+                    (crowd_k > 1.0).then(|| format!(" × √{} crowd", agents.min(s.crowd_max_agents))),
+                    (w == LONG && wide && !surge).then(|| format!("; {breadth:.0} distinct pages")),
+                    Some(match (history, z) {
+                        (Some(h), Some(z)) if h.clean && !wide => {
+                            format!("; z {z:.1} vs its own history")
+                        }
+                        (Some(_), _) => "; history with errors".to_string(),
+                        _ => "; no own history".to_string(),
+                    }),
+                ]
+                .into_iter()
+                .flatten()
+                .collect::<String>()
+            );
+            let n = s.top_n;
+            let d = Decision {
+                action: Action::Ban,
+                ip: Some(ip),
+                at: now,
+                rules,
+                reason,
+                window,
+                window_secs: secs[w],
+                requests_in_window: requests,
+                rate_per_sec: requests as f64 / secs[w] as f64,
+                error_share: share,
+                baseline: self.levels.map(|l| self.client_snapshot(&l, w)).unwrap_or(
+                    BaselineSnapshot {
+                        mean: 0.0,
+                        std: 0.0,
+                        mean_learned: 0.0,
+                        std_learned: 0.0,
+                        error_share: 0.0,
+                        source: BaselineSource::Rolling,
+                        samples: 0,
+                        level: 0.0,
+                        quantile: s.quantile,
+                    },
+                ),
+                z: z.unwrap_or(0.0),
+                multiplier: if level > 0.0 { m.value[w] / level } else { 0.0 },
+                z_threshold: z_limit,
+                multiplier_threshold: s.multiplier_threshold * k * crowd_k,
+                measured: m.value[w],
+                limit,
+                floor,
+                decided_by,
+                checks,
+                requests_total: st.total,
+                first_seen: st.first_seen,
+                last_seen: st.last_seen,
+                top_paths: st.paths.top(n),
+                status_mix: st.statuses.to_map(),
+                user_agents: st.agents.top(n.min(5)),
+                top_ips: Vec::new(),
+                duration_secs: s.ban_secs,
+            };
+            self.decisions.push(d);
+            let hour = self.hour;
+            let st = self.ips.get_mut(&ip).expect("evaluated IP exists");
+            st.banned_at = Some(now);
+            st.banned_hour = hour;
+            if st.history.is_none() {
+                let mut h: Vec<SeriesPoint> = st.recent.iter().copied().collect();
+                h.truncate(MAX_SERIES);
+                st.history = Some(h);
+            }
             return;
         }
-        if surge {
-            rules.push("error_surge".to_string());
-        }
-        let w = self.s.window_secs;
-        let reason = format!(
-            "{c} requests in {w} s ({:.1}/s): {m:.1}× the per-IP baseline {:.1} (z {z:.1}, limits {zt:.1} / {mt:.1}×); {:.0}% errors{}",
-            c as f64 / w as f64,
-            snap.mean,
-            share * 100.0,
-            if surge { " — error surge" } else { "" }
-        );
-        let n = self.s.top_n;
-        let d = Decision {
-            action: Action::Ban,
-            ip: Some(ip),
-            at: s,
-            rules,
-            reason,
-            window_secs: w,
-            requests_in_window: c,
-            rate_per_sec: c as f64 / w as f64,
-            error_share: share,
-            baseline: snap,
-            z,
-            multiplier: m,
-            z_threshold: zt,
-            multiplier_threshold: mt,
-            requests_total: st.total,
-            first_seen: st.first_seen,
-            last_seen: st.last_seen,
-            top_paths: st.paths.top(n),
-            status_mix: st.statuses.to_map(),
-            user_agents: st.agents.top(n.min(5)),
-            top_ips: Vec::new(),
-            duration_secs: self.s.ban_secs,
-        };
-        self.decisions.push(d);
-        let st = self.ips.get_mut(&ip).expect("evaluated IP exists");
-        st.banned_at = Some(s);
-        if st.history.is_none() {
-            st.history = Some(st.recent.iter().copied().collect());
-        }
-        // Its traffic in this window no longer counts as normal site traffic.
-        st.period_requests = 0;
-        st.period_errors = 0;
     }
 
-    fn evaluate_global(&mut self, s: i64) {
-        let Some(base) = self.global_baseline else {
+    /// The site-wide rule, on a closed period of the clients not banned: `clients` of them, the
+    /// IPs `seen` in it.
+    fn evaluate_site(&mut self, period: i64, clients: u32, seen: &[IpAddr]) {
+        let Some(base) = self.site_levels else {
             return;
         };
-        let snap = base.snapshot(self.s.global_mean_floor, self.s.global_std_floor);
-        let c = self.global.requests;
-        if c < self.s.global_min_requests as u64 {
+        let c = self.period_site;
+        if c.requests() < self.s.global_min_requests as u64 {
             return;
         }
-        let (z, m) = ((c as f64 - snap.mean) / snap.std, c as f64 / snap.mean);
-        let (zt, mt) = (self.s.z_threshold, self.s.multiplier_threshold);
-        let mut rules = Vec::new();
-        if z > zt {
-            rules.push("global_zscore".to_string());
-        }
-        if m > mt {
-            rules.push("global_multiplier".to_string());
-        }
-        if rules.is_empty() {
+        let w = self.s.window_secs as i64;
+        let s = period + w - 1;
+        // Requests, as the timeline shows them (a surge of page views or of assets alike).
+        let load = c.requests() as f64;
+        let scale = base.scale.max(base.median.sqrt()).max(1.0);
+        let z = (load - base.median) / scale;
+        let ratio = |x: f64, m: f64| if m > 0.0 { x / m } else { f64::INFINITY };
+        let m = ratio(load, base.median);
+        let breadth = ratio(clients as f64, base.clients.max(1.0));
+        let (zt, mt) = (
+            self.s.global_z_threshold,
+            self.s.global_multiplier_threshold,
+        );
+        if !(z > zt && m > mt && breadth > mt) {
             return;
         }
         let new_episode = self
@@ -757,44 +1003,75 @@ impl Detector {
             }
             return;
         }
-        let w = self.s.window_secs as i64;
-        let mut contributors: Vec<Count<IpAddr>> = self
-            .ips
-            .iter_mut()
-            .filter(|(_, st)| st.last_seen > s - w)
-            .map(|(ip, st)| {
-                st.window.evict(s, w);
-                Count {
+        let mut contributors: Vec<Count<IpAddr>> = seen
+            .iter()
+            .filter_map(|ip| {
+                let st = self.ips.get(ip)?;
+                (st.banned_at.is_none() && st.seen_period == period).then_some(Count {
                     value: *ip,
-                    count: st.window.requests,
-                }
+                    count: st.seen.requests as u64,
+                })
             })
-            .filter(|c| c.count > 0)
             .collect();
         contributors.sort_by(|a, b| b.count.cmp(&a.count).then(a.value.cmp(&b.value)));
         contributors.truncate(self.s.top_n);
-        let share = self.global.errors as f64 / c as f64;
-        let reason = format!(
-            "site-wide {c} requests in {w} s ({:.1}/s): {m:.1}× the baseline {:.1} (z {z:.1}); top: {}",
-            c as f64 / w as f64,
-            snap.mean,
-            contributors.iter().take(3).map(|c| format!("{} ({})", c.value, c.count)).collect::<Vec<_>>().join(", ")
+        let requests = c.requests();
+        let z_note = format!(
+            "z {z:.1} = ({load:.1} − median {:.1}) / {scale:.1} > {zt}",
+            base.median
         );
+        let reason = format!(
+            "site-wide {requests} requests in {w} s ({:.1}/s) from {clients} clients: {m:.1}× the median minute {:.1} and {breadth:.1}× its {:.0} clients, {z_note}; top: {}",
+            requests as f64 / w as f64,
+            base.median,
+            base.clients,
+            contributors
+                .iter()
+                .take(3)
+                .map(|c| format!("{} ({})", c.value, c.count))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let snapshot = self.site_snapshot(&base);
         self.decisions.push(Decision {
             action: Action::Alert,
             ip: None,
             at: s,
-            rules,
+            rules: vec![Rule::GlobalMultiplier, Rule::GlobalZscore],
             reason,
+            window: Window::Minute,
             window_secs: self.s.window_secs,
-            requests_in_window: c,
-            rate_per_sec: c as f64 / w as f64,
-            error_share: share,
-            baseline: snap,
+            requests_in_window: requests,
+            rate_per_sec: requests as f64 / w as f64,
+            error_share: c.error_share(),
+            baseline: snapshot,
             z,
             multiplier: m,
             z_threshold: zt,
             multiplier_threshold: mt,
+            measured: load,
+            limit: (mt * base.median).max(base.median + zt * scale),
+            floor: 0.0,
+            decided_by: DecidedBy::Learned,
+            checks: vec![
+                Check {
+                    rule: Rule::GlobalMultiplier,
+                    value: m,
+                    limit: mt,
+                    fired: true,
+                    note: format!(
+                        "{load:.0} requests > {mt} × median {:.1}, and {clients} clients > {mt} × median {:.0}",
+                        base.median, base.clients
+                    ),
+                },
+                Check {
+                    rule: Rule::GlobalZscore,
+                    value: z,
+                    limit: zt,
+                    fired: true,
+                    note: z_note,
+                },
+            ],
             requests_total: self.stats.requests,
             first_seen: self.stats.first_time.unwrap_or(s),
             last_seen: s,
@@ -805,6 +1082,94 @@ impl Detector {
             duration_secs: 0,
         });
     }
+}
+
+/// A client's own usual load per minute, from its recent periods.
+#[derive(Debug, Clone, Copy)]
+struct History {
+    minutes: usize,
+    mean: f64,
+    /// Standard deviation, at least √mean and 1 (counts are at least Poisson-noisy).
+    std: f64,
+    error_share: f64,
+    /// Few enough page errors to earn credit for being steady.
+    clean: bool,
+}
+
+/// The client's closed periods in the last `RECENT_PERIODS` periods, if there are enough.
+fn own_history(st: &IpState, now: i64, s: &DetectSettings) -> Option<History> {
+    let from = now - RECENT_PERIODS as i64 * s.window_secs as i64;
+    let pts: Vec<&SeriesPoint> = st
+        .recent
+        .iter()
+        .filter(|p| p.t >= from && p.t != st.seen_period && p.requests > 0)
+        .collect();
+    if pts.len() < s.history_min_minutes as usize {
+        return None;
+    }
+    let n = pts.len() as f64;
+    let mean = pts.iter().map(|p| p.load as f64).sum::<f64>() / n;
+    let var = pts
+        .iter()
+        .map(|p| (p.load as f64 - mean).powi(2))
+        .sum::<f64>()
+        / (n - 1.0).max(1.0);
+    let (pages, errors) = pts.iter().fold((0u64, 0u64), |(p, e), x| {
+        (p + x.pages as u64, e + x.errors as u64)
+    });
+    let error_share = if pages == 0 {
+        0.0
+    } else {
+        errors as f64 / pages as f64
+    };
+    Some(History {
+        minutes: pts.len(),
+        mean,
+        std: var.sqrt().max(mean.sqrt()).max(1.0),
+        error_share,
+        clean: error_share <= s.error_share_floor,
+    })
+}
+
+/// A client's windows at log time `now` (its buckets already evicted to `now`).
+fn measure(st: &IpState, now: i64, s: &DetectSettings) -> Measures {
+    let mut counts = [
+        st.secs.sum_after(now - s.short_secs as i64),
+        st.secs.sum(),
+        st.slots.sum(),
+    ];
+    let long = counts[LONG];
+    if long.errors > 0
+        && long.errors == long.not_found
+        && st.error_paths.count(now - s.long_secs as i64, 1) < s.scan_min_paths
+    {
+        // 404s on one or two paths, over and over: a broken link or a monitor, not a probe.
+        for c in &mut counts {
+            c.errors = 0;
+            c.not_found = 0;
+        }
+    }
+    Measures {
+        value: counts.map(|c| c.load(s.asset_weight)),
+        counts,
+    }
+}
+
+/// `0.99` → "99th percentile".
+fn percentile(q: f64) -> String {
+    let p = q * 100.0;
+    let p = if (p - p.round()).abs() < 1e-9 {
+        format!("{}", p.round())
+    } else {
+        format!("{p:.1}")
+    };
+    let suffix = match p.as_str() {
+        s if s.ends_with('1') && !s.ends_with("11") => "st",
+        s if s.ends_with('2') && !s.ends_with("12") => "nd",
+        s if s.ends_with('3') && !s.ends_with("13") => "rd",
+        _ => "th",
+    };
+    format!("{p}{suffix} percentile")
 }
 
 #[cfg(test)]

@@ -1,6 +1,12 @@
 //! The audit log: one JSON object per line for every BAN, UNBAN, GLOBAL_ANOMALY and
 //! BASELINE_UPDATE, with the numbers behind it. Appended and flushed line by line so a crash
 //! loses at most the line being written.
+//!
+//! bouncer runs as root and the audit log often sits in a directory others can write to (a log
+//! directory, a shared volume): the file is opened with `O_NOFOLLOW`, so a symbolic link planted
+//! at its path is refused instead of followed (appending to `/etc/passwd`…), and anything but a
+//! regular file (a FIFO, a device) is refused too. A new file gets the mode the umask allows: it
+//! says who was banned and why.
 
 use crate::detect::live::Event;
 use crate::parse::format_time;
@@ -15,9 +21,25 @@ pub struct Audit {
 
 impl Audit {
     pub fn open(path: &Path) -> std::io::Result<Audit> {
-        Ok(Audit {
-            file: OpenOptions::new().create(true).append(true).open(path)?,
-        })
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            // NONBLOCK: opening a planted FIFO fails (ENXIO) instead of hanging.
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path)
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::ELOOP) => std::io::Error::new(
+                    e.kind(),
+                    "is a symbolic link; refusing to follow it (give the real file's path)",
+                ),
+                Some(libc::ENXIO) => std::io::Error::new(e.kind(), "is not a regular file"),
+                _ => e,
+            })?;
+        if !file.metadata()?.is_file() {
+            return Err(std::io::Error::other("is not a regular file"));
+        }
+        Ok(Audit { file })
     }
 
     pub fn write(&mut self, event: &Event, now: i64) -> std::io::Result<()> {
@@ -35,6 +57,8 @@ pub fn record(event: &Event, now: i64) -> Value {
             "event": "BAN", "at": at, "ip": ip,
             "log_time": format_time(decision.at),
             "rules": decision.rules, "reason": decision.reason,
+            "window": decision.window, "measured": decision.measured, "limit": decision.limit,
+            "decided_by": decision.decided_by, "checks": decision.checks,
             "requests_in_window": decision.requests_in_window, "window_secs": decision.window_secs,
             "rate_per_sec": decision.rate_per_sec, "error_share": decision.error_share,
             "baseline_mean": decision.baseline.mean, "baseline_std": decision.baseline.std,
@@ -59,5 +83,45 @@ pub fn record(event: &Event, now: i64) -> Value {
             "event": "BASELINE_UPDATE", "at": at, "per_ip": ip, "site": site,
             "in_force": in_force,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_planted_symlink_is_refused_not_followed() {
+        // Regression (issue 12, 14): --audit followed a symlink and appended to its target.
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("passwd");
+        std::fs::write(&target, "root:x:0:0\n").unwrap();
+        let link = dir.path().join("audit.jsonl");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let e = Audit::open(&link).err().expect("a symlink must be refused");
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "root:x:0:0\n");
+        // A dangling one too (it would create the target).
+        let dangling = dir.path().join("dangling.jsonl");
+        std::os::unix::fs::symlink(dir.path().join("new"), &dangling).unwrap();
+        assert!(Audit::open(&dangling).is_err());
+        assert!(!dir.path().join("new").exists());
+    }
+
+    #[test]
+    fn fifos_and_directories_are_refused_and_files_appended() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let e = Audit::open(&fifo).err().expect("a FIFO must be refused");
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+        assert!(Audit::open(dir.path()).is_err());
+        let file = dir.path().join("audit.jsonl");
+        std::fs::write(&file, "old\n").unwrap();
+        let mut a = Audit::open(&file).unwrap();
+        a.file.write_all(b"new\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "old\nnew\n");
     }
 }

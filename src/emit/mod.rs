@@ -13,7 +13,7 @@ pub mod slack;
 pub mod summary;
 
 use crate::detect::{
-    Action, BaselineSnapshot, Decision, DetectSettings, SeriesPoint, TimelinePoint,
+    Action, BaselineSnapshot, Decision, DetectSettings, SeriesPoint, TimelinePoint, WindowLimit,
 };
 use crate::ingest::FileReport;
 use rulesets::{Ban, RulesetOptions};
@@ -47,6 +47,9 @@ pub struct Analysis {
     /// Baselines in force at the end of the input (floors applied).
     pub baseline_ip: Option<BaselineSnapshot>,
     pub baseline_global: Option<BaselineSnapshot>,
+    /// Per-client limits in force at the end of the input, by window.
+    #[serde(default)]
+    pub limits: Vec<WindowLimit>,
     pub settings: DetectSettings,
     pub decisions: Vec<Decision>,
     /// Site-wide traffic per window period, for the report (not written to decisions.json).
@@ -65,6 +68,15 @@ impl Analysis {
     pub fn alerts(&self) -> impl Iterator<Item = &Decision> {
         self.decisions.iter().filter(|d| d.action == Action::Alert)
     }
+
+    /// Bans whose limit was learned, and bans whose limit was a floor.
+    pub fn bans_by_decider(&self) -> (usize, usize) {
+        let learned = self
+            .bans()
+            .filter(|d| d.decided_by == crate::detect::DecidedBy::Learned)
+            .count();
+        (learned, self.bans().count() - learned)
+    }
 }
 
 /// Ban list entries from decisions: one per IP (its first ban), with a short comment saying why.
@@ -80,11 +92,11 @@ pub fn bans_of(decisions: &[Decision]) -> Vec<Ban> {
             comment: format!(
                 "bouncer {} {}: {} req/{}s {:.0}x {}",
                 crate::parse::format_time(d.at),
-                d.rules.join("+"),
+                d.rules_text("+"),
                 d.requests_in_window,
                 d.window_secs,
                 d.multiplier,
-                if d.rules.iter().any(|r| r == "error_surge") {
+                if d.fired(crate::detect::Rule::ErrorSurge) {
                     "errors"
                 } else {
                     ""
@@ -116,6 +128,13 @@ pub fn render_all(
 }
 
 /// Write `contents` to `path` atomically: a temp file in the same directory, fsync, rename.
+///
+/// The file gets the mode a plain create would give it, `0666 & !umask` (0644 under the usual
+/// umask 022, 0600 under 077), or, when it replaces a regular file, that file's mode, so an
+/// operator's `chmod 600 decisions.json` survives the next run. No output gets a wider mode
+/// than the umask allows: state and decisions say who was banned and why, and ban lists and
+/// reports are no different. Nothing bouncer writes holds a secret (the Slack webhook is only
+/// ever read); a file that did would be written 0600 whatever the umask.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     let dir = path
         .parent()
@@ -124,17 +143,39 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     let mut tmp = tempfile::Builder::new()
         .prefix(".bouncer-")
         .tempfile_in(dir)?;
-    #[cfg(unix)]
     {
-        // Temp files are created 0600; reports and ban lists are meant to be read and forwarded.
+        // Temp files are created 0600; give it the mode the file should have.
         use std::os::unix::fs::PermissionsExt;
+        let existing = std::fs::symlink_metadata(path)
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| m.permissions().mode());
+        let mode = file_mode(existing, process_umask());
         tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+            .set_permissions(std::fs::Permissions::from_mode(mode))?;
     }
     tmp.write_all(contents)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
+}
+
+/// The replaced file's permission bits, else `0666` less the umask.
+fn file_mode(existing: Option<u32>, umask: u32) -> u32 {
+    existing.map_or(0o666 & !umask, |m| m & 0o777)
+}
+
+/// The process umask, read from `/proc/self/status` (setting it to read it would race with
+/// other threads creating files); 022 where that is unavailable.
+fn process_umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Umask:"))
+                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        })
+        .unwrap_or(0o022)
 }
 
 #[cfg(test)]
@@ -149,11 +190,29 @@ mod tests {
         write_atomic(&p, b"two").unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&p).unwrap().permissions().mode();
-            assert_eq!(mode & 0o777, 0o644);
-        }
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o666 & !process_umask());
+        // A replaced file keeps the mode the operator gave it.
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+        write_atomic(&p, b"three").unwrap();
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o640);
+    }
+
+    #[test]
+    fn new_files_respect_the_umask() {
+        // Regression (issue 12, 15): outputs and state were forced to 0644 under umask 077.
+        assert_eq!(file_mode(None, 0o077), 0o600);
+        assert_eq!(file_mode(None, 0o022), 0o644);
+        assert_eq!(file_mode(None, 0o027), 0o640);
+        assert_eq!(file_mode(Some(0o100600), 0o022), 0o600);
+        assert_eq!(
+            file_mode(Some(0o104755), 0o022),
+            0o755,
+            "no setuid carried over"
+        );
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        assert!(status.contains("Umask:"), "this kernel reports the umask");
     }
 }

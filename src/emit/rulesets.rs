@@ -33,12 +33,29 @@
 //! * [`ipset`]: each family is filled into `<base>N_tmp` (create -exist, flush,
 //!   add), then atomically `swap`ped with the live set and the temporary set is
 //!   destroyed; a reload is exact and there is no window with an empty set.
-//!   `maxelem` is `max(65536, count.next_power_of_two())`. ipset's `create
-//!   -exist` only tolerates an *identical* existing set, so when `maxelem`
-//!   changes between two loads (crossing 65536, 131072, ...) `ipset restore`
-//!   fails with "set with the same name already exists" until the live set is
-//!   recreated. The rule that matches the set is not part of the file; see
-//!   [`ipset_match_rule`].
+//!   The live sets are created first, so a set that exists with other options
+//!   stops the load at line 1, before any temporary set exists.
+//! * **The sets are `follow`'s sets.** `bans.ipset` and `bouncer follow
+//!   --backend ipset` use the same names and the same `create` options, from
+//!   one function ([`ipset_create_options`]: `hash:ip`, `maxelem` 1 Mi, the
+//!   `timeout` and `comment` extensions). ipset's `create -exist` only accepts
+//!   an *identical* existing set, so either may create the set and the other
+//!   loads into it, in any order. Distinct names were the alternative; they
+//!   were not taken because every documented command (removal, `status`, the
+//!   match rules) names `bouncer4`/`bouncer6`, and because `follow` owns its
+//!   entries one by one (it removes only entries it added, marked with the
+//!   comment `bouncer`), so the file's entries are safe from it. The one
+//!   interaction left is documented: loading the file replaces the set's
+//!   content, and `follow` puts its own bans back at its next reconcile.
+//!   `maxelem` is fixed (it is a limit, not an allocation), so it no longer
+//!   changes with the number of bans; above 1 Mi bans in one family the
+//!   temporary set is made larger and the live set takes its size on swap.
+//! * **Ban lengths reach the kernel.** ipset entries and nft elements carry
+//!   `timeout <duration_secs>`, so a loaded list expires by itself;
+//!   `duration_secs` 0 is permanent. Timeouts are capped at
+//!   [`MAX_KERNEL_TIMEOUT_SECS`] (2147483 s, 24 d 20 h 31 m 23 s), the
+//!   largest ipset accepts; nft uses the same cap so both files expire the
+//!   same entries at the same time. iptables rules cannot expire.
 //! * [`iptables`] / [`ip6tables`]: the file declares (`:CHAIN - [0:0]`) and
 //!   refills only the ban chain, which `iptables-restore --noflush` flushes
 //!   and refills, so any number of loads leaves exactly one rule per IP. The
@@ -82,7 +99,7 @@ pub struct Ban {
     pub ip: IpAddr,
     /// Free text, usually derived from the log; sanitised by every renderer.
     pub comment: String,
-    /// Intended ban duration; only [`crowdsec_csv`] carries it.
+    /// Ban length: ipset/nft timeouts and the CrowdSec duration; 0 = permanent.
     pub duration_secs: u64,
 }
 
@@ -122,8 +139,12 @@ const MAX_XT_COMMENT: usize = 255;
 pub const NFT_COMMENT_LIMIT: usize = 10_000;
 /// nft comments: 128 bytes.
 const MAX_NFT_COMMENT: usize = 128;
-/// Smallest `maxelem` written for an ipset (ipset's own default).
-const MIN_MAXELEM: usize = 65536;
+/// `maxelem` of bouncer's ipsets, in files and in `follow`: a limit, not an allocation.
+pub const IPSET_MAXELEM: usize = 1 << 20;
+/// Longest per-entry timeout `ipset` accepts (`0-2147483`); nft files use the same cap.
+pub const MAX_KERNEL_TIMEOUT_SECS: u64 = 2_147_483;
+/// CrowdSec has no permanent decision: a permanent ban is imported for 100 years.
+const CSV_PERMANENT: &str = "876000h";
 
 /// Rule spec (without `-C`/`-I` and without the binary) of the single jump
 /// from the hook chain into the ban chain, e.g. `["INPUT", "-j", "BOUNCER"]`.
@@ -155,6 +176,77 @@ pub fn ipset_match_rule(o: &RulesetOptions, v6: bool) -> Vec<String> {
         .map(String::from),
     );
     v
+}
+
+/// Name of bouncer's ipset for one family (`bouncer4` / `bouncer6` by default),
+/// as written in `bans.ipset` and used by `follow`.
+pub fn ipset_set_name(o: &RulesetOptions, v6: bool) -> String {
+    let n = Names::new(o);
+    if v6 {
+        n.set6
+    } else {
+        n.set4
+    }
+}
+
+/// The commands that load the ban lists written in `dir` (README's "Applying the ban lists"),
+/// one list per way: iptables (restore + the hook line, per family), ipset (restore + one match
+/// rule per family), nft. IPv6 lines only with `v6` (there are IPv6 bans). `dir` is a path as
+/// the user gave it; `""` means the current directory. Paths are shell-quoted.
+pub fn apply_commands(o: &RulesetOptions, dir: &str, v6: bool) -> ApplyCommands {
+    let file = |name: &str| {
+        if dir.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{}/{name}", shell_quote(dir.trim_end_matches('/')))
+        }
+    };
+    // `-C … || -I …`: add the rule only if it is missing, so a re-run adds nothing.
+    let once = |bin: &str, spec: Vec<String>| {
+        let spec = spec.join(" ");
+        format!("{bin} -C {spec} 2>/dev/null || {bin} -I {spec}")
+    };
+    let mut iptables = vec![
+        format!("iptables-restore --noflush < {}", file("bans.rules")),
+        once("iptables", hook_rule(o)),
+    ];
+    let mut ipset = vec![
+        format!("ipset restore < {}", file("bans.ipset")),
+        once("iptables", ipset_match_rule(o, false)),
+    ];
+    if v6 {
+        iptables.push(format!(
+            "ip6tables-restore --noflush < {}",
+            file("bans6.rules")
+        ));
+        iptables.push(once("ip6tables", hook_rule(o)));
+        ipset.push(once("ip6tables", ipset_match_rule(o, true)));
+    }
+    ApplyCommands {
+        iptables,
+        ipset,
+        nft: vec![format!("nft -f {}", file("bans.nft"))],
+    }
+}
+
+/// See [`apply_commands`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplyCommands {
+    pub iptables: Vec<String>,
+    pub ipset: Vec<String>,
+    pub nft: Vec<String>,
+}
+
+/// `s` as one shell word: unchanged when it is plain, else single-quoted.
+pub fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+,:@".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
 }
 
 /// `iptables-restore --noflush` input with the IPv4 bans: declares and refills
@@ -206,32 +298,110 @@ fn xtables(bans: &[Ban], o: &RulesetOptions, v6: bool) -> String {
     out
 }
 
+/// `create` options (after the set name) of bouncer's ipset for one family:
+/// `hash:ip family inet maxelem 1048576 timeout 0 comment`. The one definition
+/// used by `bans.ipset` and by `follow`, so a set either made is one the other
+/// accepts (ipset's `create -exist` tolerates only identical options).
+pub fn ipset_create_options(v6: bool) -> Vec<String> {
+    ipset_options(v6, IPSET_MAXELEM)
+}
+
+fn ipset_options(v6: bool, maxelem: usize) -> Vec<String> {
+    let family = if v6 { "inet6" } else { "inet" };
+    [
+        "hash:ip",
+        "family",
+        family,
+        "maxelem",
+        &maxelem.to_string(),
+        "timeout",
+        "0",
+        "comment",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// A ban's kernel timeout: its length, capped at [`MAX_KERNEL_TIMEOUT_SECS`];
+/// 0 (permanent) stays 0.
+pub fn kernel_timeout(duration_secs: u64) -> u64 {
+    duration_secs.min(MAX_KERNEL_TIMEOUT_SECS)
+}
+
 /// `ipset restore` input: one `hash:ip` set per family, refilled through a
-/// temporary set and an atomic `swap`, so a reload is exact.
+/// temporary set and an atomic `swap`, so a reload is exact. Each entry
+/// carries its ban length as `timeout` (0 = permanent).
 pub fn ipset(bans: &[Ban], o: &RulesetOptions) -> String {
     let n = Names::new(o);
     let list = normalised(bans);
+    let v6_count = list.iter().filter(|(ip, _)| ip.is_ipv6()).count();
+    let capped = list
+        .iter()
+        .filter(|(_, b)| b.duration_secs > MAX_KERNEL_TIMEOUT_SECS)
+        .count();
     let mut out = String::new();
-    for (v6, set, family) in [(false, &n.set4, "inet"), (true, &n.set6, "inet6")] {
+    let _ = writeln!(
+        out,
+        "# bouncer ipset restore input: {} bans ({} IPv4, {v6_count} IPv6); load: ipset restore < FILE",
+        list.len(),
+        list.len() - v6_count
+    );
+    let _ = writeln!(
+        out,
+        "# entries expire after their ban length (timeout, 0 = permanent, at most {MAX_KERNEL_TIMEOUT_SECS} s){}",
+        if capped > 0 {
+            format!("; {capped} longer bans are capped")
+        } else {
+            String::new()
+        }
+    );
+    let _ = writeln!(
+        out,
+        "# sets {} and {} are also bouncer follow's (same options); this load replaces their content",
+        n.set4, n.set6
+    );
+    for v6 in [false, true] {
+        let bin = if v6 { "ip6tables" } else { "iptables" };
+        let _ = writeln!(
+            out,
+            "# match once: {bin} -C {spec} 2>/dev/null || {bin} -I {spec}",
+            spec = ipset_match_rule(o, v6).join(" ")
+        );
+    }
+    // Live sets first: an incompatible existing set fails here, before any temporary set.
+    for (v6, set) in [(false, &n.set4), (true, &n.set6)] {
+        let _ = writeln!(
+            out,
+            "create {set} {} -exist",
+            ipset_create_options(v6).join(" ")
+        );
+    }
+    for (v6, set) in [(false, &n.set4), (true, &n.set6)] {
         let members: Vec<(IpAddr, &Ban)> = list
             .iter()
             .filter(|(ip, _)| ip.is_ipv6() == v6)
             .copied()
             .collect();
-        let maxelem = members.len().next_power_of_two().max(MIN_MAXELEM);
+        let maxelem = members.len().next_power_of_two().max(IPSET_MAXELEM);
         let tmp = format!("{set}_tmp");
-        let header = format!("hash:ip family {family} maxelem {maxelem} comment");
-        let _ = writeln!(out, "create {tmp} {header} -exist");
+        let _ = writeln!(
+            out,
+            "create {tmp} {} -exist",
+            ipset_options(v6, maxelem).join(" ")
+        );
         let _ = writeln!(out, "flush {tmp}");
         for (ip, b) in members {
-            let _ = write!(out, "add {tmp} {ip}");
+            let _ = write!(
+                out,
+                "add {tmp} {ip} timeout {}",
+                kernel_timeout(b.duration_secs)
+            );
             let c = sanitize_comment(&b.comment, MAX_XT_COMMENT);
             if !c.is_empty() {
                 let _ = write!(out, " comment \"{c}\"");
             }
             out.push_str(" -exist\n");
         }
-        let _ = writeln!(out, "create {set} {header} -exist");
         let _ = writeln!(out, "swap {tmp} {set}");
         let _ = writeln!(out, "destroy {tmp}");
     }
@@ -266,26 +436,38 @@ pub fn nft(bans: &[Ban], o: &RulesetOptions) -> String {
              time); the reasons are in decisions.json"
         );
     }
+    let _ = writeln!(
+        out,
+        "# elements expire after their ban length (timeout; none = permanent; at most \
+         {MAX_KERNEL_TIMEOUT_SECS} s, as in bans.ipset)"
+    );
     let _ = writeln!(out, "table inet {table} {{}}");
     let _ = writeln!(out, "delete table inet {table}");
     let _ = writeln!(out, "table inet {table} {{");
     for (v6, set, ty) in [(false, &n.set4, "ipv4_addr"), (true, &n.set6, "ipv6_addr")] {
         let _ = writeln!(out, "\tset {set} {{");
         let _ = writeln!(out, "\t\ttype {ty}");
+        out.push_str("\t\tflags timeout\n");
         let elems: Vec<String> = list
             .iter()
             .filter(|(ip, _)| ip.is_ipv6() == v6)
             .map(|(ip, b)| {
+                let mut e = ip.to_string();
+                match kernel_timeout(b.duration_secs) {
+                    0 => {}
+                    t => {
+                        let _ = write!(e, " timeout {t}s");
+                    }
+                }
                 let c = if comments {
                     sanitize_comment(&b.comment, MAX_NFT_COMMENT)
                 } else {
                     String::new()
                 };
-                if c.is_empty() {
-                    ip.to_string()
-                } else {
-                    format!("{ip} comment \"{c}\"")
+                if !c.is_empty() {
+                    let _ = write!(e, " comment \"{c}\"");
                 }
+                e
             })
             .collect();
         if !elems.is_empty() {
@@ -309,7 +491,8 @@ pub fn nft(bans: &[Ban], o: &RulesetOptions) -> String {
 }
 
 /// CrowdSec `cscli decisions import --format csv` input:
-/// `duration,reason,scope,type,value`, one `Ip`/`ban` decision per address.
+/// `duration,reason,scope,type,value`, one `Ip`/`ban` decision per address;
+/// a permanent ban (`duration_secs` 0) is imported for 100 years.
 pub fn crowdsec_csv(bans: &[Ban]) -> String {
     let mut out = String::from("duration,reason,scope,type,value\n");
     for (ip, b) in normalised(bans) {
@@ -323,10 +506,11 @@ pub fn crowdsec_csv(bans: &[Ban]) -> String {
     out
 }
 
-/// Largest exact unit: 14400 -> `4h`, 600 -> `10m`, 90 -> `90s`, 0 -> `0s`.
+/// Largest exact unit: 14400 -> `4h`, 600 -> `10m`, 90 -> `90s`; 0 (permanent)
+/// -> 100 years, CrowdSec having no permanent decision.
 fn format_duration(secs: u64) -> String {
     match secs {
-        0 => "0s".to_owned(),
+        0 => CSV_PERMANENT.to_owned(),
         s if s % 3600 == 0 => format!("{}h", s / 3600),
         s if s % 60 == 0 => format!("{}m", s / 60),
         s => format!("{s}s"),
@@ -560,8 +744,8 @@ mod tests {
         let o = RulesetOptions::default();
         let bans = [ban("192.0.2.1", "\n\t")];
         assert!(iptables(&bans, &o).contains("-A BOUNCER -s 192.0.2.1/32 -j DROP\n"));
-        assert!(ipset(&bans, &o).contains("add bouncer4_tmp 192.0.2.1 -exist\n"));
-        assert!(nft(&bans, &o).contains("\t\t\t192.0.2.1\n"));
+        assert!(ipset(&bans, &o).contains("add bouncer4_tmp 192.0.2.1 timeout 3600 -exist\n"));
+        assert!(nft(&bans, &o).contains("\t\t\t192.0.2.1 timeout 3600s\n"));
     }
 
     #[test]
@@ -576,11 +760,13 @@ mod tests {
             ["*filter", ":BOUNCER - [0:0]", "COMMIT"]
         );
         let s = ipset(&[], &o);
-        assert!(s.contains("create bouncer4 hash:ip family inet maxelem 65536 comment -exist\n"));
+        assert!(s.contains(
+            "create bouncer4 hash:ip family inet maxelem 1048576 timeout 0 comment -exist\n"
+        ));
         assert!(s.contains("swap bouncer6_tmp bouncer6\n"));
         assert!(!s.contains("add "));
         let n = nft(&[], &o);
-        assert!(!n.contains("elements"));
+        assert!(!n.contains("elements ="));
         assert!(n.contains("set bouncer4 {") && n.contains("set bouncer6 {"));
         assert_eq!(crowdsec_csv(&[]), "duration,reason,scope,type,value\n");
     }
@@ -588,30 +774,81 @@ mod tests {
     #[test]
     fn ipset_shape() {
         let out = ipset(&sample(), &RulesetOptions::default());
-        let lines: Vec<_> = out.lines().collect();
+        let lines: Vec<_> = body_lines(&out);
+        let o4 = "hash:ip family inet maxelem 1048576 timeout 0 comment";
+        let o6 = "hash:ip family inet6 maxelem 1048576 timeout 0 comment";
         assert_eq!(
             lines,
             [
-                "create bouncer4_tmp hash:ip family inet maxelem 65536 comment -exist",
-                "flush bouncer4_tmp",
-                "add bouncer4_tmp 127.0.1.7 comment \"loopback test\" -exist",
-                "add bouncer4_tmp 192.0.2.20 comment \"scanner\" -exist",
-                "add bouncer4_tmp 198.51.100.5 comment \"mapped\" -exist",
-                "create bouncer4 hash:ip family inet maxelem 65536 comment -exist",
-                "swap bouncer4_tmp bouncer4",
-                "destroy bouncer4_tmp",
-                "create bouncer6_tmp hash:ip family inet6 maxelem 65536 comment -exist",
-                "flush bouncer6_tmp",
-                "add bouncer6_tmp 2001:db8::1 comment \"v6 probe\" -exist",
-                "create bouncer6 hash:ip family inet6 maxelem 65536 comment -exist",
-                "swap bouncer6_tmp bouncer6",
-                "destroy bouncer6_tmp",
+                format!("create bouncer4 {o4} -exist"),
+                format!("create bouncer6 {o6} -exist"),
+                format!("create bouncer4_tmp {o4} -exist"),
+                "flush bouncer4_tmp".into(),
+                "add bouncer4_tmp 127.0.1.7 timeout 3600 comment \"loopback test\" -exist".into(),
+                "add bouncer4_tmp 192.0.2.20 timeout 3600 comment \"scanner\" -exist".into(),
+                "add bouncer4_tmp 198.51.100.5 timeout 3600 comment \"mapped\" -exist".into(),
+                "swap bouncer4_tmp bouncer4".into(),
+                "destroy bouncer4_tmp".into(),
+                format!("create bouncer6_tmp {o6} -exist"),
+                "flush bouncer6_tmp".into(),
+                "add bouncer6_tmp 2001:db8::1 timeout 3600 comment \"v6 probe\" -exist".into(),
+                "swap bouncer6_tmp bouncer6".into(),
+                "destroy bouncer6_tmp".into(),
             ]
         );
+        assert!(out.contains(
+            "# match once: iptables -C INPUT -m set --match-set bouncer4 src -j DROP 2>/dev/null || \
+             iptables -I INPUT -m set --match-set bouncer4 src -j DROP\n"
+        ));
+        assert!(out.contains("ip6tables -I INPUT -m set --match-set bouncer6 src -j DROP\n"));
+        // The live sets are created with exactly the options follow uses.
+        for v6 in [false, true] {
+            let live = format!(
+                "create bouncer{} {} -exist",
+                if v6 { 6 } else { 4 },
+                ipset_create_options(v6).join(" ")
+            );
+            assert!(lines.contains(&live.as_str()), "{live}");
+        }
     }
 
     #[test]
-    fn ipset_maxelem_sizing() {
+    fn ban_lengths_become_kernel_timeouts() {
+        let mut bans = vec![
+            ban("192.0.2.1", "an hour"),
+            ban("192.0.2.2", "permanent"),
+            ban("192.0.2.3", "a year"),
+            ban("2001:db8::3", "ten minutes"),
+        ];
+        bans[1].duration_secs = 0;
+        bans[2].duration_secs = 365 * 86_400;
+        bans[3].duration_secs = 600;
+        let o = RulesetOptions::default();
+        let set = ipset(&bans, &o);
+        assert!(set.contains("add bouncer4_tmp 192.0.2.1 timeout 3600 comment"));
+        assert!(set.contains("add bouncer4_tmp 192.0.2.2 timeout 0 comment"));
+        assert!(set.contains("add bouncer4_tmp 192.0.2.3 timeout 2147483 comment"));
+        assert!(set.contains("add bouncer6_tmp 2001:db8::3 timeout 600 comment"));
+        assert!(set.contains("; 1 longer bans are capped"), "{set}");
+        let n = nft(&bans, &o);
+        assert!(n.contains("\t\t\t192.0.2.1 timeout 3600s comment \"an hour\",\n"));
+        assert!(
+            n.contains("\t\t\t192.0.2.2 comment \"permanent\",\n"),
+            "{n}"
+        );
+        assert!(n.contains("\t\t\t192.0.2.3 timeout 2147483s comment \"a year\"\n"));
+        assert!(n.contains("\t\t\t2001:db8::3 timeout 600s comment \"ten minutes\"\n"));
+        assert_eq!(n.matches("\t\tflags timeout\n").count(), 2);
+        let csv = crowdsec_csv(&bans);
+        assert!(
+            csv.contains("876000h,permanent,Ip,ban,192.0.2.2\n"),
+            "{csv}"
+        );
+        assert!(csv.contains("8760h,a year,Ip,ban,192.0.2.3\n"), "{csv}");
+    }
+
+    #[test]
+    fn ipset_maxelem_is_fixed_unless_one_family_outgrows_it() {
         let many = |n: u32| -> Vec<Ban> {
             (0..n)
                 .map(|i| Ban {
@@ -621,20 +858,22 @@ mod tests {
                 })
                 .collect()
         };
-        let maxelem = |n: u32| -> usize {
+        let maxelems = |n: u32| -> Vec<usize> {
             let out = ipset(&many(n), &RulesetOptions::default());
-            let line = out.lines().next().unwrap();
-            let tail = line.split("maxelem ").nth(1).unwrap();
-            tail.split(' ').next().unwrap().parse().unwrap()
+            body_lines(&out)
+                .iter()
+                .filter(|l| l.starts_with("create "))
+                .map(|l| {
+                    let tail = l.split("maxelem ").nth(1).unwrap();
+                    tail.split(' ').next().unwrap().parse().unwrap()
+                })
+                .collect()
         };
-        assert_eq!(maxelem(0), 65536);
-        assert_eq!(maxelem(3), 65536);
-        assert_eq!(maxelem(65536), 65536);
-        assert_eq!(maxelem(65537), 131072);
-        assert_eq!(maxelem(200_000), 262_144);
-        // The v6 set is sized on its own count.
-        let out = ipset(&many(70_000), &RulesetOptions::default());
-        assert!(out.contains("family inet6 maxelem 65536"));
+        // Order: bouncer4, bouncer6, bouncer4_tmp, bouncer6_tmp.
+        let m = IPSET_MAXELEM;
+        assert_eq!(maxelems(0), [m, m, m, m]);
+        assert_eq!(maxelems(70_000), [m, m, m, m], "no longer sized by count");
+        assert_eq!(maxelems(m as u32 + 1), [m, m, 2 * m, m]);
     }
 
     #[test]
@@ -642,9 +881,9 @@ mod tests {
         let out = nft(&sample(), &RulesetOptions::default());
         assert!(out
             .contains("table inet bouncer {}\ndelete table inet bouncer\ntable inet bouncer {\n"));
-        assert!(out.contains("\t\t\t127.0.1.7 comment \"loopback test\",\n"));
-        assert!(out.contains("\t\t\t198.51.100.5 comment \"mapped\"\n"));
-        assert!(out.contains("\t\t\t2001:db8::1 comment \"v6 probe\"\n"));
+        assert!(out.contains("\t\t\t127.0.1.7 timeout 3600s comment \"loopback test\",\n"));
+        assert!(out.contains("\t\t\t198.51.100.5 timeout 3600s comment \"mapped\"\n"));
+        assert!(out.contains("\t\t\t2001:db8::1 timeout 3600s comment \"v6 probe\"\n"));
         assert!(out.contains("type filter hook input priority filter - 10; policy accept;"));
         assert!(
             out.contains("ip saddr @bouncer4 drop") && out.contains("ip6 saddr @bouncer6 drop")
@@ -692,7 +931,8 @@ mod tests {
         };
         assert_eq!(hook_rule(&long)[2].len(), 28);
         let s = ipset(&[], &long);
-        let tmp = s.split(' ').nth(1).unwrap();
+        let line = s.lines().find(|l| l.contains("4_tmp ")).unwrap();
+        let tmp = line.split(' ').nth(1).unwrap();
         assert_eq!(tmp.len(), 31, "{tmp}");
         assert_eq!(
             ipset_match_rule(&RulesetOptions::default(), false),
@@ -710,6 +950,48 @@ mod tests {
     }
 
     #[test]
+    fn apply_commands_are_readmes() {
+        let o = RulesetOptions::default();
+        let c = apply_commands(&o, "out dir/", true);
+        assert_eq!(
+            c.iptables,
+            [
+                "iptables-restore --noflush < 'out dir'/bans.rules",
+                "iptables -C INPUT -j BOUNCER 2>/dev/null || iptables -I INPUT -j BOUNCER",
+                "ip6tables-restore --noflush < 'out dir'/bans6.rules",
+                "ip6tables -C INPUT -j BOUNCER 2>/dev/null || ip6tables -I INPUT -j BOUNCER",
+            ]
+        );
+        assert_eq!(
+            c.ipset,
+            [
+                "ipset restore < 'out dir'/bans.ipset",
+                "iptables -C INPUT -m set --match-set bouncer4 src -j DROP 2>/dev/null || \
+                 iptables -I INPUT -m set --match-set bouncer4 src -j DROP",
+                "ip6tables -C INPUT -m set --match-set bouncer6 src -j DROP 2>/dev/null || \
+                 ip6tables -I INPUT -m set --match-set bouncer6 src -j DROP",
+            ]
+        );
+        assert_eq!(c.nft, ["nft -f 'out dir'/bans.nft"]);
+        let docker = RulesetOptions {
+            hook_chain: "DOCKER-USER".into(),
+            ..o
+        };
+        let c = apply_commands(&docker, "", false);
+        assert_eq!(c.iptables.len(), 2, "no IPv6 lines without IPv6 bans");
+        assert_eq!(c.iptables[0], "iptables-restore --noflush < bans.rules");
+        assert!(c.ipset[1].starts_with("iptables -C DOCKER-USER -m set --match-set bouncer4"));
+        // Every command README shows is one of them.
+        let readme = include_str!("../../README.md");
+        let all = apply_commands(&RulesetOptions::default(), "bouncer-out", true);
+        for cmd in all.iptables.iter().chain(&all.ipset).chain(&all.nft) {
+            assert!(readme.contains(cmd.as_str()), "README lacks {cmd}");
+        }
+        assert_eq!(shell_quote("bouncer-out"), "bouncer-out");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+    }
+
+    #[test]
     fn csv_quoting_and_durations() {
         let mut bans = vec![
             ban("192.0.2.1", "plain"),
@@ -720,14 +1002,14 @@ mod tests {
         ];
         bans[1].duration_secs = 600;
         bans[2].duration_secs = 90;
-        bans[3].duration_secs = 0;
+        bans[3].duration_secs = 7200;
         assert_eq!(
             crowdsec_csv(&bans),
             "duration,reason,scope,type,value\n\
              1h,plain,Ip,ban,192.0.2.1\n\
              10m,\"a, b\",Ip,ban,192.0.2.2\n\
              90s,\"say \"\"hi\"\" bye\",Ip,ban,192.0.2.3\n\
-             0s,☃ ok,Ip,ban,2001:db8::2\n"
+             2h,☃ ok,Ip,ban,2001:db8::2\n"
         );
         assert_eq!(format_duration(14_400), "4h");
         assert_eq!(format_duration(5_400), "90m");
@@ -743,8 +1025,8 @@ mod tests {
             duration_secs: 1,
         }];
         let o = RulesetOptions::default();
-        assert!(ipset(&b, &o).contains("add bouncer4_tmp 192.0.2.77 -exist"));
-        assert!(nft(&b, &o).contains("\t\t\t192.0.2.77\n"));
+        assert!(ipset(&b, &o).contains("add bouncer4_tmp 192.0.2.77 timeout 1 -exist"));
+        assert!(nft(&b, &o).contains("\t\t\t192.0.2.77 timeout 1s\n"));
         assert!(crowdsec_csv(&b).ends_with(",192.0.2.77\n"));
         assert_eq!(
             canonical(IpAddr::V6(Ipv6Addr::LOCALHOST)),

@@ -136,24 +136,26 @@ pub fn message(event: &Event) -> Option<Value> {
     let (text, fields) = match event {
         Event::Ban { ip, ban, decision } => (
             format!(
-                ":no_entry: BAN {ip} — {} requests in {} s ({:.1}/s) vs baseline {:.1} per {} s (z {:.1}, {:.1}×), rule {}, {} (strike {})",
-                decision.requests_in_window,
+                ":no_entry: BAN {ip} — {} window: {} {:.1} in {} s > limit {:.1} ({}), rules {}, {} (strike {})",
+                decision.window.name(),
+                decision.window.measure(),
+                decision.measured,
                 decision.window_secs,
-                decision.rate_per_sec,
-                decision.baseline.mean,
-                decision.window_secs,
-                decision.z,
-                decision.multiplier,
-                decision.rules.join("+"),
+                decision.limit,
+                match decision.decided_by {
+                    crate::detect::DecidedBy::Learned => "learned",
+                    crate::detect::DecidedBy::Floor => "floor",
+                },
+                decision.rules_text("+"),
                 duration_text(ban.until.map(|u| u - ban.since)),
                 ban.strike
             ),
             vec![
                 ("IP", ip.to_string()),
                 ("Rate", format!("{:.1} req/s ({} in {} s)", decision.rate_per_sec, decision.requests_in_window, decision.window_secs)),
-                ("Baseline", format!("{:.1} ± {:.1} per {} s", decision.baseline.mean, decision.baseline.std, decision.window_secs)),
-                ("Score", format!("z {:.1}, {:.1}×, errors {:.0}%", decision.z, decision.multiplier, decision.error_share * 100.0)),
-                ("Rule", decision.rules.join(", ")),
+                ("Limit", format!("{:.1} ({} window; level {:.1} of {} client-hours)", decision.limit, decision.window.name(), decision.baseline.level, decision.baseline.samples)),
+                ("Score", format!("{:.1}× the level, z {:.1}, errors {:.0}%", decision.multiplier, decision.z, decision.error_share * 100.0)),
+                ("Rule", decision.rules_text(", ")),
                 ("Ban", format!("{} (strike {})", duration_text(ban.until.map(|u| u - ban.since)), ban.strike)),
             ],
         ),

@@ -1,14 +1,18 @@
 //! The terminal summary: what an operator reads first. Pure: `render(&Analysis) -> String`.
 
+use super::rulesets::{apply_commands, RulesetOptions};
 use super::Analysis;
+use crate::detect::DecidedBy;
 use std::fmt::Write;
 
-/// `report`: where the HTML report was written, if it was.
+/// `report`: where the HTML report was written, if it was. `rules`: the names the ban lists were
+/// written with (for the commands that apply them).
 pub fn render(
     a: &Analysis,
     top: usize,
     out_dir: Option<&str>,
     report: Option<&std::path::Path>,
+    rules: &RulesetOptions,
 ) -> String {
     let mut s = String::new();
     let bans: Vec<_> = a.bans().collect();
@@ -57,15 +61,31 @@ pub fn render(
     if let (Some(f), Some(l)) = (&a.first_time, &a.last_time) {
         let _ = writeln!(s, "time span {f} → {l}");
     }
+    if !a.limits.is_empty() {
+        let parts: Vec<String> = a
+            .limits
+            .iter()
+            .map(|l| {
+                format!(
+                    "{} {:.1} {}/{}s ({})",
+                    l.window.name(),
+                    l.limit,
+                    l.window.measure(),
+                    l.secs,
+                    match (l.decided_by, l.learned) {
+                        (DecidedBy::Learned, _) => format!("learned: the {:.1} level", l.level),
+                        (DecidedBy::Floor, Some(x)) => format!("floor; learned {x:.1}"),
+                        (DecidedBy::Floor, None) => "floor; too few clients yet".into(),
+                    }
+                )
+            })
+            .collect();
+        let _ = writeln!(s, "per-client limits at the end: {}", parts.join(" · "));
+    }
     if let Some(b) = &a.baseline_ip {
         let _ = writeln!(
             s,
-            "per-IP baseline: mean {:.1} ± {:.1} requests/{}s (learned {:.1} ± {:.1}, {} samples, {}), error share {:.1}%",
-            b.mean,
-            b.std,
-            a.settings.window_secs,
-            b.mean_learned,
-            b.std_learned,
+            "learned from {} client-hours ({}); site page-error share {:.1}%",
             b.samples,
             b.source,
             b.error_share * 100.0
@@ -74,15 +94,21 @@ pub fn render(
     if let Some(b) = &a.baseline_global {
         let _ = writeln!(
             s,
-            "site baseline:   mean {:.1} ± {:.1} requests/{}s; peak {} at {}",
+            "site requests per {}s: median {:.1} ± {:.1}; peak {} requests at {}",
+            a.settings.window_secs,
             b.mean,
             b.std,
-            a.settings.window_secs,
             a.peak_window_requests,
             a.peak_at.as_deref().unwrap_or("-")
         );
     }
-    let _ = writeln!(s, "bans: {}  alerts: {}", bans.len(), alerts.len());
+    let (learned, floor) = a.bans_by_decider();
+    let _ = writeln!(
+        s,
+        "bans: {} ({learned} by learned limits, {floor} by floors)  alerts: {}",
+        bans.len(),
+        alerts.len()
+    );
     for d in bans.iter().take(top) {
         let ip = d.ip.map(|i| i.to_string()).unwrap_or_default();
         let _ = writeln!(
@@ -122,7 +148,17 @@ pub fn render(
             let _ = writeln!(s, "wrote report: {}", p.display());
         }
         if !bans.is_empty() {
-            let _ = writeln!(s, "apply: iptables-restore --noflush < {dir}/bans.rules   (or: ipset restore < {dir}/bans.ipset, nft -f {dir}/bans.nft)");
+            let v6 = bans.iter().any(|d| d.ip.is_some_and(|ip| ip.is_ipv6()));
+            let c = apply_commands(rules, dir, v6);
+            for (label, commands) in [
+                ("apply (iptables):", &c.iptables),
+                ("   or (ipset):", &c.ipset),
+                ("   or (nft):", &c.nft),
+            ] {
+                for (i, cmd) in commands.iter().enumerate() {
+                    let _ = writeln!(s, "{:<18}{cmd}", if i == 0 { label } else { "" });
+                }
+            }
         }
     }
     s

@@ -10,10 +10,11 @@
 
 pub mod checkpoint;
 pub mod reader;
+pub mod sort;
 pub mod tail;
 
 use crate::parse::{
-    Detection, Format, LineError, LineParser, LogFormat, ParseOptions, Request, Spec,
+    self, Detection, Format, LineError, LineParser, LogFormat, ParseOptions, Request, Spec,
 };
 use rayon::prelude::*;
 use reader::LineReader;
@@ -68,6 +69,10 @@ pub struct FileReport {
     pub resumed_at: u64,
     /// Notes such as "rotated: read from the start".
     pub notes: Vec<String>,
+    /// Requests that arrived after a later second had already left the reorder buffer (more
+    /// than `reorder_secs` late): `analyze` then sorts the whole input.
+    #[serde(default)]
+    pub out_of_order: u64,
     /// Why this input was not analysed (unreadable, or not one line could be read): the run is
     /// partial (exit 3).
     #[serde(default)]
@@ -150,19 +155,39 @@ impl Ord for Pending {
     }
 }
 
-/// A reorder buffer: requests leave in (time, arrival) order. Log times are whole seconds, so
-/// requests wait in per-second FIFO queues, kept in a deque sorted by second: a request for the
-/// newest second (nearly every one, in a real log) is one push at the back, one pop at the front,
-/// whatever the disorder of the rest. Releasing is the caller's rule (`analyze`: `reorder_secs`
-/// older than the newest seen).
+/// A reorder buffer: requests leave in time order, and within a second in the canonical order
+/// of [`Request::order_key`] (so the order of lines within a second, or of files, never changes
+/// a decision). Log times are whole seconds, so requests wait in per-second queues, kept in a
+/// deque sorted by second: a request for the newest second (nearly every one, in a real log) is
+/// one push at the back, and a second's queue is sorted once, when it starts to leave. Releasing
+/// is the caller's rule (`analyze`: `reorder_secs` older than the newest seen).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Reorder {
-    by_second: VecDeque<(i64, VecDeque<Request>)>,
+    by_second: VecDeque<Second>,
     len: usize,
     newest: Option<i64>,
     /// Emptied queues kept for reuse (one allocation per second otherwise).
     #[serde(skip)]
     spare: Vec<VecDeque<Request>>,
+}
+
+/// The requests of one second, and whether they are in canonical order.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Second {
+    time: i64,
+    queue: VecDeque<Request>,
+    sorted: bool,
+}
+
+impl Second {
+    fn push(&mut self, req: Request) {
+        if self.sorted {
+            if let Some(last) = self.queue.back() {
+                self.sorted = last.order_key() <= req.order_key();
+            }
+        }
+        self.queue.push_back(req);
+    }
 }
 
 impl Reorder {
@@ -180,23 +205,31 @@ impl Reorder {
         self.newest = Some(self.newest.map_or(t, |n| n.max(t)));
         self.len += 1;
         match self.by_second.back_mut() {
-            Some((s, q)) if *s == t => q.push_back(req),
-            Some((s, _)) if *s > t => {
+            Some(sec) if sec.time == t => sec.push(req),
+            Some(sec) if sec.time > t => {
                 // Out of order: find its second (binary search over at most `reorder_secs`).
-                match self.by_second.binary_search_by_key(&t, |(s, _)| *s) {
-                    Ok(i) => self.by_second[i].1.push_back(req),
+                match self.by_second.binary_search_by_key(&t, |s| s.time) {
+                    Ok(i) => self.by_second[i].push(req),
                     Err(i) => {
-                        let mut q = self.spare.pop().unwrap_or_default();
-                        q.push_back(req);
-                        self.by_second.insert(i, (t, q));
+                        let sec = self.new_second(t, req);
+                        self.by_second.insert(i, sec);
                     }
                 }
             }
             _ => {
-                let mut q = self.spare.pop().unwrap_or_default();
-                q.push_back(req);
-                self.by_second.push_back((t, q));
+                let sec = self.new_second(t, req);
+                self.by_second.push_back(sec);
             }
+        }
+    }
+
+    fn new_second(&mut self, time: i64, req: Request) -> Second {
+        let mut queue = self.spare.pop().unwrap_or_default();
+        queue.push_back(req);
+        Second {
+            time,
+            queue,
+            sorted: true,
         }
     }
 
@@ -207,16 +240,22 @@ impl Reorder {
 
     /// Time of the oldest request waiting.
     pub fn peek_time(&self) -> Option<i64> {
-        self.by_second.front().map(|(t, _)| *t)
+        self.by_second.front().map(|s| s.time)
     }
 
     pub fn pop(&mut self) -> Option<Request> {
-        let (_, q) = self.by_second.front_mut()?;
-        let req = q.pop_front();
-        if q.is_empty() {
-            if let Some((_, q)) = self.by_second.pop_front() {
+        let sec = self.by_second.front_mut()?;
+        if !sec.sorted {
+            sec.queue
+                .make_contiguous()
+                .sort_unstable_by_key(|r| r.order_key());
+            sec.sorted = true;
+        }
+        let req = sec.queue.pop_front();
+        if sec.queue.is_empty() {
+            if let Some(sec) = self.by_second.pop_front() {
                 if self.spare.len() < 64 {
-                    self.spare.push(q);
+                    self.spare.push(sec.queue);
                 }
             }
         }
@@ -236,7 +275,7 @@ impl Reorder {
     pub fn pending(&self) -> Vec<Pending> {
         self.by_second
             .iter()
-            .flat_map(|(_, q)| q.iter())
+            .flat_map(|s| s.queue.iter())
             .enumerate()
             .map(|(seq, req)| Pending {
                 time: req.time,
@@ -252,6 +291,8 @@ impl Reorder {
 pub enum Source {
     Stdin,
     File(PathBuf),
+    /// What was read from stdin, kept in a temporary file to read it again (sorting).
+    Spool(PathBuf),
 }
 
 impl Source {
@@ -265,7 +306,7 @@ impl Source {
 
     pub fn name(&self) -> String {
         match self {
-            Source::Stdin => "<stdin>".to_string(),
+            Source::Stdin | Source::Spool(_) => "<stdin>".to_string(),
             Source::File(p) => p.display().to_string(),
         }
     }
@@ -307,17 +348,19 @@ pub struct Stream {
 
 impl Stream {
     /// Open a source, detect gzip and format. `resume` = (byte offset, line number, pending
-    /// requests restored from a checkpoint).
+    /// requests restored from a checkpoint). With `spool`, what is read from stdin is also
+    /// written there, so it can be read again.
     pub fn open(
         source: &Source,
         opts: Arc<IngestOptions>,
         resume: Option<(u64, u64, Vec<Pending>)>,
         flush_at_end: bool,
         progress: Arc<AtomicU64>,
+        spool: Option<File>,
     ) -> Result<Stream, InputError> {
         let name = source.name();
         let (offset, line_no, pending) = resume.unwrap_or((0, 0, Vec::new()));
-        let (decoded, gzip) = open_decoded(source, offset)?;
+        let (decoded, gzip) = open_decoded(source, offset, spool)?;
         let (sample, whole, decoded) = read_sample(decoded);
         let (parser, detection) = LineParser::detect(
             opts.spec_for(source),
@@ -338,8 +381,10 @@ impl Stream {
             reader: LineReader::new(decoded, opts.max_line_bytes, line_no, offset),
             parser,
             reorder: Reorder::from_pending(pending),
+            released_upto: None,
             opts,
-            flush_at_end,
+            // An archive is never appended to: nothing of it needs to wait for a next run.
+            flush_at_end: flush_at_end || gzip,
             progress,
             progress_seen: offset,
             report: report.clone(),
@@ -365,11 +410,11 @@ impl Stream {
         self.reader_line
     }
 
-    /// Time of the next request this stream releases, waiting for its reader as needed.
-    fn head(&mut self) -> Option<i64> {
+    /// The next request this stream releases, waiting for its reader as needed.
+    fn head(&mut self) -> Option<&Request> {
         loop {
-            if let Some(r) = self.current.get(self.pos) {
-                return Some(r.time);
+            if self.pos < self.current.len() {
+                return self.current.get(self.pos);
             }
             if self.exhausted {
                 return None;
@@ -412,11 +457,22 @@ impl Stream {
 const SAMPLE_BYTES: usize = 64 * 1024;
 
 /// An input opened (at `offset`) and decoded (gzip by its magic bytes), and whether it was gzip.
-fn open_decoded(source: &Source, offset: u64) -> Result<(Box<dyn Read + Send>, bool), InputError> {
+/// With `spool`, what is read from stdin is also written there, so it can be read again.
+fn open_decoded(
+    source: &Source,
+    offset: u64,
+    spool: Option<File>,
+) -> Result<(Box<dyn Read + Send>, bool), InputError> {
     let name = source.name();
     let raw: Box<dyn Read + Send> = match source {
-        Source::Stdin => Box::new(io::stdin()),
-        Source::File(p) => {
+        Source::Stdin => match spool {
+            Some(file) => Box::new(Tee {
+                inner: io::stdin(),
+                spool: io::BufWriter::with_capacity(1 << 20, file),
+            }),
+            None => Box::new(io::stdin()),
+        },
+        Source::File(p) | Source::Spool(p) => {
             let mut f = File::open(p).map_err(|e| InputError::Open {
                 path: name.clone(),
                 source: e,
@@ -466,7 +522,7 @@ pub struct Inspection {
 
 /// Open an input and detect its format, reading only its first bytes.
 pub fn inspect(source: &Source, opts: &IngestOptions) -> Result<Inspection, InputError> {
-    let (decoded, gzip) = open_decoded(source, 0)?;
+    let (decoded, gzip) = open_decoded(source, 0, None)?;
     let (sample, whole, _) = read_sample(decoded);
     let (parser, detection) =
         LineParser::detect(opts.spec_for(source), &sample, whole, 1, &opts.parse);
@@ -483,18 +539,19 @@ pub struct Merge {
 }
 
 impl Merge {
-    /// The next request in time order across all inputs (ties: the earlier input), or `None`
-    /// when no stream can release.
+    /// The next request in canonical order ([`Request::order_key`]) across all inputs, or
+    /// `None` when no stream can release.
     pub fn next_request(&mut self) -> Option<&Request> {
-        let mut best: Option<(i64, usize)> = None;
+        let mut best: Option<(usize, parse::OrderKey)> = None;
         for (i, s) in self.streams.iter_mut().enumerate() {
-            if let Some(t) = s.head() {
-                if best.is_none_or(|(bt, _)| t < bt) {
-                    best = Some((t, i));
+            if let Some(r) = s.head() {
+                let key = r.order_key();
+                if best.as_ref().is_none_or(|(_, bk)| key < *bk) {
+                    best = Some((i, key));
                 }
             }
         }
-        best.and_then(|(_, i)| self.streams[i].pop())
+        best.and_then(|(i, _)| self.streams[i].pop())
     }
 }
 
@@ -523,6 +580,8 @@ struct Worker {
     parser: LineParser,
     opts: Arc<IngestOptions>,
     reorder: Reorder,
+    /// Time of the last request released: an older one arriving now is out of order.
+    released_upto: Option<i64>,
     /// Release everything at the end (false in incremental runs: the tail waits for more lines).
     flush_at_end: bool,
     /// Raw bytes read, shared with the progress bar.
@@ -603,6 +662,9 @@ impl Worker {
             match result {
                 Ok(req) => {
                     self.report.requests += 1;
+                    if self.released_upto.is_some_and(|r| req.time < r) {
+                        self.report.out_of_order += 1;
+                    }
                     self.reorder.push(req);
                     self.release(&mut released, false);
                 }
@@ -642,8 +704,33 @@ impl Worker {
             if !(all || releasable || self.reorder.len() > MAX_PENDING) {
                 break;
             }
+            self.released_upto = Some(self.released_upto.map_or(top, |r| r.max(top)));
             out.extend(self.reorder.pop());
         }
+    }
+}
+
+/// A reader that also writes what it reads to a spool file. A spool that cannot be written is an
+/// input error: stdin could not be read again, so nothing is silently lost.
+struct Tee<R> {
+    inner: R,
+    spool: io::BufWriter<File>,
+}
+
+impl<R: Read> Read for Tee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        use std::io::Write;
+        self.spool.write_all(&buf[..n]).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot keep a copy of stdin to sort it: {e}"),
+            )
+        })?;
+        if n == 0 {
+            self.spool.flush()?;
+        }
+        Ok(n)
     }
 }
 

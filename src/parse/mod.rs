@@ -52,10 +52,16 @@ pub struct Request {
     class: Class,
 }
 
+/// See [`Request::order_key`]: plain integers, cheap to compare (IPv4 as its mapped IPv6 bits,
+/// which no parsed IPv6 address can be: those are normalised to IPv4).
+pub type OrderKey = (i64, u128, u64, u64, u64, u64);
+
 /// What a request costs the server, decided once on the parse threads from method, path and
 /// status. Detection weighs the classes differently: a page view pulls in its assets, so a burst
 /// of 100 images after one page is one visit, not 100 page views.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Class {
     /// Everything else: pages, API calls, form posts, probes of paths that do not exist.
@@ -114,9 +120,15 @@ struct RequestRepr {
 
 impl From<RequestRepr> for Request {
     fn from(r: RequestRepr) -> Request {
-        let mut req = Request::new(r.ip, r.time, "", &r.path, r.status, r.bytes, &r.user_agent);
-        req.class = r.class;
-        req
+        Request::with_class(
+            r.ip,
+            r.time,
+            &r.path,
+            r.status,
+            r.bytes,
+            &r.user_agent,
+            r.class,
+        )
     }
 }
 
@@ -172,8 +184,41 @@ impl Request {
         }
     }
 
+    /// A request whose class is already known (read back from a checkpoint or a sort run).
+    pub fn with_class(
+        ip: IpAddr,
+        time: i64,
+        path: &str,
+        status: u16,
+        bytes: u64,
+        user_agent: &str,
+        class: Class,
+    ) -> Request {
+        let mut req = Request::new(ip, time, "", path, status, bytes, user_agent);
+        req.class = class;
+        req
+    }
+
     pub fn class(&self) -> Class {
         self.class
+    }
+
+    /// The canonical order of requests: by time, then by content. Every input path sorts by
+    /// this key, so the same lines give the same sequence — and the same decisions — whatever
+    /// the order of the files or of the lines within a second.
+    pub fn order_key(&self) -> OrderKey {
+        let ip = match self.ip {
+            IpAddr::V4(v4) => v4.to_ipv6_mapped().to_bits(),
+            IpAddr::V6(v6) => v6.to_bits(),
+        };
+        (
+            self.time,
+            ip,
+            self.path_hash,
+            self.agent_hash,
+            (self.status as u64) << 8 | self.class as u64,
+            self.bytes,
+        )
     }
 
     pub fn path(&self) -> &str {

@@ -73,7 +73,7 @@ pub fn timeline(a: &Analysis, zone: &Zone) -> Result<Option<Timeline>, PlotError
     };
     let mean = known(|p| p.site_mean);
     let std = known(|p| p.site_std);
-    let k = a.settings.z_threshold;
+    let k = a.settings.global_z_threshold;
     let band_hi: Vec<Option<f64>> = mean
         .iter()
         .zip(&std)
@@ -180,7 +180,7 @@ pub fn timeline(a: &Analysis, zone: &Zone) -> Result<Option<Timeline>, PlotError
 const LEAD_PERIODS: i64 = 30;
 const TAIL_PERIODS: i64 = 5;
 
-/// One IP's requests per second over time, against the per-IP baseline and the ban threshold
+/// One IP's load per second over time, against the learned level and the minute limit
 /// that applied to its (first) ban; `None` if no series was kept for it.
 pub fn ip_rate(
     a: &Analysis,
@@ -214,10 +214,9 @@ pub fn ip_rate(
         .min(log_end.max(series[series.len() - 1].t));
     let grid = Grid::new(first, last, w, 600);
 
-    let rate = plots::bucket_max(
-        &grid,
-        series.iter().map(|p| (p.t, f64::from(p.requests) / wf)),
-    );
+    // Its load (pages + weighted assets) per second, against the minute window's limit and the
+    // learned level (the busiest normal clients), both per second.
+    let rate = plots::bucket_max(&grid, series.iter().map(|p| (p.t, f64::from(p.load) / wf)));
     let errs = plots::bucket_max(
         &grid,
         series.iter().map(|p| (p.t, f64::from(p.errors) / wf)),
@@ -228,24 +227,18 @@ pub fn ip_rate(
             a.timeline
                 .iter()
                 .filter(|p| p.ip_mean > 0.0 && p.t <= grid.end())
-                .map(move |p| (p.t, f(p))),
+                .map(move |p| (p.t, f(p) / wf)),
         )
     };
-    let mean = carry(|p| p.ip_mean);
-    let std = carry(|p| p.ip_std);
-    let (zt, mt) = (first_ban.z_threshold, first_ban.multiplier_threshold);
-    let min_req = f64::from(a.settings.min_requests);
-    let threshold: Vec<Option<f64>> = mean
+    let threshold = carry(|p| p.ip_mean);
+    let mean_rate = carry(|p| p.ip_std);
+    let decided: Vec<(i64, f64)> = bans
         .iter()
-        .zip(&std)
-        .map(|(m, s)| {
-            let (m, s) = (m.as_ref()?, s.as_ref()?);
-            Some((m + zt * s).min(mt * m).max(min_req) / wf)
+        .map(|d| match d.window {
+            crate::detect::Window::Long => (d.at, d.rate_per_sec),
+            _ => (d.at, d.measured / f64::from(d.window_secs.max(1))),
         })
         .collect();
-    let mean_rate: Vec<Option<f64>> = mean.iter().map(|m| m.map(|m| m / wf)).collect();
-
-    let decided: Vec<(i64, f64)> = bans.iter().map(|d| (d.at, d.rate_per_sec)).collect();
     let max = rate
         .iter()
         .copied()
@@ -255,7 +248,7 @@ pub fn ip_rate(
     let y = YScale::linear(max);
     let at: Vec<i64> = bans.iter().map(|d| d.at).collect();
     let svg = Frame {
-        title: "Requests per second from this IP".into(),
+        title: "Load per second from this IP (a page is 1, an asset 0.1)".into(),
         height: 250,
         t0: grid.start,
         t1: grid.end(),

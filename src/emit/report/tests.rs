@@ -1,7 +1,8 @@
 use super::*;
 use crate::detect::decision::BaselineSource;
 use crate::detect::{
-    Action, BaselineSnapshot, Count, Decision, DetectSettings, SeriesPoint, TimelinePoint,
+    Action, BaselineSnapshot, Check, Count, DecidedBy, Decision, DetectSettings, Rule, SeriesPoint,
+    TimelinePoint, Window,
 };
 use crate::ingest::FileReport;
 use std::collections::BTreeMap;
@@ -20,6 +21,8 @@ fn baseline() -> BaselineSnapshot {
         error_share: 0.01,
         source: BaselineSource::Rolling,
         samples: 18,
+        level: 24.0,
+        quantile: 0.99,
     }
 }
 
@@ -28,8 +31,9 @@ fn ban(ip: &str, at: i64, multiplier: f64) -> Decision {
         action: Action::Ban,
         ip: Some(ip.parse().unwrap()),
         at,
-        rules: vec!["zscore".into(), "multiplier".into(), "error_surge".into()],
+        rules: vec![Rule::Multiplier, Rule::ErrorSurge],
         reason: format!("{HOSTILE} reason"),
+        window: Window::Minute,
         window_secs: 60,
         requests_in_window: 334,
         rate_per_sec: 334.0 / 60.0,
@@ -39,6 +43,26 @@ fn ban(ip: &str, at: i64, multiplier: f64) -> Decision {
         multiplier,
         z_threshold: 2.1,
         multiplier_threshold: 3.5,
+        measured: 334.0,
+        limit: 84.0,
+        floor: 120.0,
+        decided_by: DecidedBy::Floor,
+        checks: vec![
+            Check {
+                rule: Rule::Multiplier,
+                value: 334.0,
+                limit: 84.0,
+                fired: true,
+                note: format!("load 334.0 in 60 s > 84.0 {HOSTILE}"),
+            },
+            Check {
+                rule: Rule::ErrorSurge,
+                value: 1.0,
+                limit: 0.15,
+                fired: true,
+                note: "100% page errors".into(),
+            },
+        ],
         requests_total: 655,
         first_seen: at - 2,
         last_seen: at + 2,
@@ -79,11 +103,15 @@ fn analysis(decisions: Vec<Decision>) -> Analysis {
                         t: T0 + 399 * 60,
                         requests: 2,
                         errors: 0,
+                        pages: 2,
+                        load: 2.0,
                     },
                     SeriesPoint {
                         t: T0 + 400 * 60,
                         requests: 655,
                         errors: 650,
+                        pages: 655,
+                        load: 655.0,
                     },
                 ],
             );
@@ -118,6 +146,7 @@ fn analysis(decisions: Vec<Decision>) -> Analysis {
             mean_learned: 5.0,
             ..baseline()
         }),
+        limits: Vec::new(),
         settings: DetectSettings::default(),
         decisions,
         timeline,

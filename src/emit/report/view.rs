@@ -10,8 +10,9 @@ use super::figures;
 use super::plots::PlotError;
 use super::zone::Zone;
 use super::ReportOptions;
-use crate::detect::{Decision, DetectSettings};
-use crate::emit::{bans_of, rulesets, Analysis};
+use crate::detect::{DecidedBy, Decision, DetectSettings, Rule};
+use crate::emit::rulesets::{self, shell_quote};
+use crate::emit::{bans_of, Analysis};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -384,7 +385,7 @@ pub fn build(a: &Analysis, o: &ReportOptions) -> Result<Report, PlotError> {
             let peak_rate = a.peak_window_requests as f64 / f64::from(w);
             let base = a
                 .baseline_global
-                .map(|b| b.mean_learned / f64::from(w))
+                .map(|b| b.mean / f64::from(w))
                 .filter(|b| *b > 0.0);
             Peak {
                 rate: rate(peak_rate),
@@ -402,8 +403,13 @@ pub fn build(a: &Analysis, o: &ReportOptions) -> Result<Report, PlotError> {
         log_scale: t.log_scale,
         grouped: (t.bucket_secs > i64::from(w)).then(|| duration(t.bucket_secs)),
         error_bucket: figures::bucket_name(t.error_bucket_secs),
-        k: num(a.settings.z_threshold),
-        mean_floor: format!("{} per {} s", num(a.settings.global_mean_floor), w),
+        k: num(a.settings.global_z_threshold),
+        mean_floor: format!(
+            "{} × the median and ≥ {} requests per {} s",
+            num(a.settings.global_multiplier_threshold),
+            a.settings.global_min_requests,
+            w
+        ),
     });
 
     let settings = settings_rows(&a.settings);
@@ -565,75 +571,33 @@ fn ip_section(
 }
 
 fn ban_view(a: &Analysis, d: &Decision, zone: &Zone) -> BanView {
-    let s = &a.settings;
+    let _ = a;
     let b = &d.baseline;
-    let c = d.requests_in_window as f64;
-    let fired = |r: &str| d.rules.iter().any(|x| x == r);
-    let surge = fired("error_surge");
-    let base_share = b.error_share.max(s.error_share_floor);
-    let surge_at = s.error_surge_ratio * base_share;
-    let mut checks = vec![Check {
-        name: "enough requests".into(),
-        fired: d.requests_in_window >= u64::from(s.min_requests),
-        text: format!(
-            "{} in {} s ≥ {} (min_requests)",
-            int(d.requests_in_window),
-            d.window_secs,
-            s.min_requests
-        ),
-    }];
+    // The checks the detector ran, as it ran them: nothing is recomputed here.
+    let mut checks: Vec<Check> = d
+        .checks
+        .iter()
+        .map(|c| Check {
+            name: rule_label(&c.rule).into(),
+            fired: c.fired,
+            text: c.note.clone(),
+        })
+        .collect();
     checks.push(Check {
-        name: "error surge".into(),
-        fired: surge,
-        text: if surge {
-            format!(
-                "{} errors ≥ {} × max({}, {}) = {} → thresholds × {}",
-                pct(d.error_share),
-                num(s.error_surge_ratio),
-                pct(b.error_share),
-                pct(s.error_share_floor),
-                pct(surge_at),
-                num(s.error_surge_factor)
-            )
-        } else {
-            format!(
-                "{} errors < {} × max({}, {}) = {}: normal thresholds",
-                pct(d.error_share),
-                num(s.error_surge_ratio),
-                pct(b.error_share),
-                pct(s.error_share_floor),
-                pct(surge_at)
-            )
+        name: "decided by".into(),
+        fired: d.decided_by == DecidedBy::Learned,
+        text: match d.decided_by {
+            DecidedBy::Learned => format!(
+                "the learned level: {} × {:.1} ≥ the floor {}",
+                num(d.multiplier_threshold),
+                b.level,
+                num(d.floor)
+            ),
+            DecidedBy::Floor => format!(
+                "the floor {} (the learned limit was lower, or too few clients to learn from)",
+                num(d.floor)
+            ),
         },
-    });
-    checks.push(Check {
-        name: "z-score".into(),
-        fired: fired("zscore"),
-        text: format!(
-            "({} − {:.1}) / {:.1} = {:.1} {} {:.1}",
-            int(d.requests_in_window),
-            b.mean,
-            b.std,
-            d.z,
-            if fired("zscore") { ">" } else { "≤" },
-            d.z_threshold
-        ),
-    });
-    checks.push(Check {
-        name: "multiplier".into(),
-        fired: fired("multiplier"),
-        text: format!(
-            "{} / {:.1} = {:.1}× {} {:.1}×",
-            int(d.requests_in_window),
-            b.mean,
-            if b.mean > 0.0 {
-                c / b.mean
-            } else {
-                d.multiplier
-            },
-            if fired("multiplier") { ">" } else { "≤" },
-            d.multiplier_threshold
-        ),
     });
     BanView {
         at: zone.datetime(d.at),
@@ -643,16 +607,20 @@ fn ban_view(a: &Analysis, d: &Decision, zone: &Zone) -> BanView {
         requests_in_window: int(d.requests_in_window),
         rate: rate(d.rate_per_sec),
         baseline: format!(
-            "{:.1} ± {:.1} requests per {} s (learned {:.1} ± {:.1} from {} samples, {}; floors {} / {})",
-            b.mean,
-            b.std,
+            "{} window: limit {:.1} ({}); learned level {:.1} = the {} of {} client-hours' busiest {} s (median {:.1}, {}); site page-error share {}",
+            d.window.name(),
+            d.limit,
+            match d.decided_by {
+                DecidedBy::Learned => "learned",
+                DecidedBy::Floor => "floor",
+            },
+            b.level,
+            pct(b.quantile),
+            int(b.samples),
             d.window_secs,
-            b.mean_learned,
-            b.std_learned,
-            b.samples,
+            b.mean,
             b.source,
-            num(s.ip_mean_floor),
-            num(s.ip_std_floor)
+            pct(b.error_share)
         ),
         checks,
     }
@@ -665,18 +633,8 @@ fn ban_list(a: &Analysis, o: &ReportOptions) -> BanList {
     let v6 = ips.iter().filter(|i| i.is_ipv6()).count();
     let v4 = ips.len() - v6;
     let r = &o.rules;
-    // `-C … || -I …`: add the rule only if it is missing, so a re-run adds nothing.
-    let cmd = |bin: &str, spec: Vec<String>| {
-        let spec = spec.join(" ");
-        format!("{bin} -C {spec} 2>/dev/null || {bin} -I {spec}")
-    };
+    let commands = rulesets::apply_commands(r, "", v6 > 0);
     let mut steps = Vec::new();
-    let mut ipt = vec!["iptables-restore --noflush < bans.rules".to_string()];
-    ipt.push(cmd("iptables", rulesets::hook_rule(r)));
-    if v6 > 0 {
-        ipt.push("ip6tables-restore --noflush < bans6.rules".into());
-        ipt.push(cmd("ip6tables", rulesets::hook_rule(r)));
-    }
     steps.push(Step {
         title: "iptables".into(),
         note: format!(
@@ -684,25 +642,22 @@ fn ban_list(a: &Analysis, o: &ReportOptions) -> BanList {
             rulesets::hook_rule(r).last().cloned().unwrap_or_default(),
             rulesets::hook_rule(r).first().cloned().unwrap_or_default()
         ),
-        commands: ipt,
+        commands: commands.iptables,
     });
-    let mut ipset = vec!["ipset restore < bans.ipset".to_string()];
-    ipset.push(cmd("iptables", rulesets::ipset_match_rule(r, false)));
-    if v6 > 0 {
-        ipset.push(cmd("ip6tables", rulesets::ipset_match_rule(r, true)));
-    }
     steps.push(Step {
         title: "ipset (or instead of iptables)".into(),
-        note: "Fills the sets atomically (temporary set + swap), then one match rule per family."
+        note: "Fills the sets atomically (temporary set + swap), then one match rule per family; \
+               entries expire after their ban length."
             .into(),
-        commands: ipset,
+        commands: commands.ipset,
     });
     steps.push(Step {
         title: "nftables (or instead of both)".into(),
         note:
-            "One atomic transaction in bouncer's own table; loading it again replaces it exactly."
+            "One atomic transaction in bouncer's own table; loading it again replaces it exactly; \
+             elements expire after their ban length."
                 .into(),
-        commands: vec!["nft -f bans.nft".into()],
+        commands: commands.nft,
     });
     steps.push(Step {
         title: "CrowdSec".into(),
@@ -749,27 +704,17 @@ fn json_text(v: &serde_json::Value) -> String {
     }
 }
 
-fn shell_quote(s: &str) -> String {
-    if !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/._-+,:@".contains(c))
-    {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
-}
-
 pub fn anchor(ip: &IpAddr) -> String {
     format!("ip-{}", ip.to_string().replace([':', '.'], "-"))
 }
 
-fn rule_label(r: &str) -> &str {
+fn rule_label(r: &Rule) -> &'static str {
     match r {
-        "zscore" | "global_zscore" => "z-score",
-        "multiplier" | "global_multiplier" => "multiplier",
-        "error_surge" => "error surge",
-        other => other,
+        Rule::Zscore | Rule::GlobalZscore => "z-score",
+        Rule::Multiplier | Rule::GlobalMultiplier => "multiplier",
+        Rule::ErrorSurge => "error surge",
+        Rule::Crowd => "crowd",
+        Rule::Breadth => "breadth",
     }
 }
 
