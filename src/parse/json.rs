@@ -853,7 +853,7 @@ mod tests {
             let line = format!(r#"{{{base},{},"path":"/doc"}}"#, kv(k, r#""HEAD""#));
             assert_eq!(
                 p(&line).unwrap().class(),
-                crate::parse::Class::Asset,
+                super::super::Class::Asset,
                 "{line}"
             );
         }

@@ -1439,7 +1439,7 @@ mod tests {
             (r.time, r.path(), r.bytes),
             (1_689_687_856, "/a.css?v=1", 0)
         );
-        assert_eq!(r.class(), crate::parse::Class::Asset);
+        assert_eq!(r.class(), super::super::Class::Asset);
         let f = fmt("%a %{msec}t \"%r\" %s");
         assert_eq!(
             read(&f, "::1 1689687856123 \"GET / HTTP/1.0\" 404")
