@@ -11,8 +11,9 @@ use std::path::PathBuf;
 /// standard deviation), scores every IP by z-score, spike multiplier and error rate, and writes
 /// decisions plus ready-to-load rulesets for iptables, ip6tables, ipset, nftables and CrowdSec.
 ///
-/// Exit codes: 0 success, 1 usage or configuration error, 2 input error (missing or unreadable
-/// file, no parseable line).
+/// Exit codes: 0 success, 1 usage or configuration error, 2 input error (no input could be read,
+/// unwritable output), 3 partial: some inputs could not be read or held not one parseable line;
+/// the others were analysed and the outputs written (`analyze --strict` makes this 2).
 #[derive(Debug, Parser)]
 #[command(
     name = "bouncer",
@@ -31,14 +32,23 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Analyse access logs: write decisions.json, decisions.csv and ban lists into --out.
+    /// Analyse access logs: write decisions.json, decisions.csv and ban lists into --out
     ///
     /// Inputs may be plain files, gzip archives (detected by content) or `-` for stdin; several
     /// files (e.g. a rotated set in any order) are merged into one time-ordered stream.
     ///
-    /// Example:
+    /// The format of each file is detected from its first lines (`bouncer formats FILE` shows
+    /// what was found and why); a file that mixes formats is read line by line. Every input is
+    /// reported; one that cannot be read is reported and the others are analysed (exit 3).
+    ///
+    /// Examples:
     ///   bouncer analyze /var/log/nginx/access.log /var/log/nginx/access.log.1 --out incident
     ///   iptables-restore --noflush < incident/bans.rules
+    ///   bouncer analyze --nginx-conf /etc/nginx/nginx.conf
+    ///   bouncer analyze --log-format vhost_combined /var/log/apache2/other_vhosts_access.log*
+    ///   bouncer analyze --log-format '$remote_addr [$time_local] "$request" $status' access.log
+    ///   docker logs nginx 2>&1 | bouncer analyze -
+    #[command(verbatim_doc_comment)]
     Analyze(Box<AnalyzeArgs>),
     /// Print a ban list from a (reviewed) decisions.json.
     ///
@@ -55,6 +65,16 @@ pub enum Command {
     Follow(Box<FollowArgs>),
     /// Show active bans of a `follow` state directory (one JSON object per line).
     Status(StatusArgs),
+    /// Show the format detected in each file, why, and its first line read field by field
+    ///
+    /// Without files: list the preset formats `--log-format` takes by name.
+    ///
+    /// Examples:
+    ///   bouncer formats /var/log/nginx/access.log /var/log/apache2/other_vhosts_access.log
+    ///   bouncer formats --log-format "$(sed -n '/log_format *main/,/;/p' /etc/nginx/nginx.conf)" access.log
+    ///   bouncer formats --nginx-conf /etc/nginx/nginx.conf
+    #[command(verbatim_doc_comment)]
+    Formats(Box<FormatsArgs>),
     /// Lift a ban now (through the running `follow`, or on the saved state and the kernel).
     Unban(UnbanArgs),
     /// Print shell completions: bouncer completions bash > /etc/bash_completion.d/bouncer
@@ -66,9 +86,22 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct AnalyzeArgs {
-    /// Access logs to read (`-` = stdin). Plain or gzip, combined or JSON.
-    #[arg(required = true, value_name = "LOG")]
+    /// Access logs to read (`-` = stdin). Plain or gzip, any format bouncer reads (see
+    /// `bouncer formats`).
+    #[arg(required_unless_present = "nginx_conf", value_name = "LOG")]
     pub logs: Vec<PathBuf>,
+
+    /// Read the access logs an nginx configuration writes, each in its own `log_format`
+    /// (`include`s followed). LOG arguments are added; one named like a configured log or its
+    /// rotation (`access.log.1`, `access.log.2.gz`) gets that log's format.
+    #[arg(long, value_name = "FILE", help_heading = "Input")]
+    pub nginx_conf: Option<PathBuf>,
+
+    /// Any input that cannot be read, or holds not one parseable line, fails the run (exit 2)
+    /// before anything is written. Without it, such an input is reported, the others are
+    /// analysed, and the exit code is 3 (partial).
+    #[arg(long, help_heading = "Input")]
+    pub strict: bool,
 
     /// Output directory (created if missing) [default: bouncer-out]
     #[arg(short, long, value_name = "DIR")]
@@ -129,9 +162,23 @@ pub struct AnalyzeArgs {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Input")]
 pub struct IngestArgs {
-    /// Log format; `auto` decides per file from its first line [default: auto]
+    /// Log format family; `auto` decides per file from its first lines and reads a file that
+    /// mixes formats line by line [default: auto]
     #[arg(long, value_enum)]
     pub format: Option<Format>,
+
+    /// Your server's own format: a preset (combined, common, vhost_combined, vhost_common,
+    /// nginx-main, npm-proxy, npm-standard, traefik-clf) or the definition pasted from its
+    /// config: nginx `log_format main '$remote_addr …';` (or just its quoted strings; `escape=`
+    /// is honoured) or Apache `LogFormat "%h %l %u %t \"%r\" %>s %b" common`. Overrides
+    /// --format. Syslog and Docker json-file wrapping is still recognised.
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+
+    /// Zone of times logged without one (`[27/Jun/2013:11:55:44]`, ISO-8601 without offset):
+    /// UTC or a fixed offset such as +02:00 [default: UTC]
+    #[arg(long, value_name = "ZONE")]
+    pub input_tz: Option<String>,
 
     /// Map a field to a JSON key, e.g. `--field ip=client --field time=@timestamp`. Fields: ip,
     /// time, status, path, request, bytes, user-agent, xff.
@@ -139,7 +186,9 @@ pub struct IngestArgs {
     pub fields: Vec<String>,
 
     /// Believe X-Forwarded-For from these proxies (CIDR, repeatable); the chain is walked from
-    /// the right, skipping trusted hops. Without this, XFF is ignored.
+    /// the right, skipping trusted hops. Without this, XFF is ignored. The same rule picks the
+    /// client from an address list logged in front of the line (`10.0.0.2, 10.0.0.1, 85.181.35.98
+    /// - - [...]`): its last entry is the peer.
     #[arg(long = "trusted-proxy", value_name = "CIDR")]
     pub trusted_proxies: Vec<String>,
 
@@ -323,6 +372,20 @@ pub struct FollowArgs {
 
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct FormatsArgs {
+    /// Files to look at (`-` = stdin); only their first 64 KiB are read.
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// Look at the access logs an nginx configuration writes, with their formats.
+    #[arg(long, value_name = "FILE")]
+    pub nginx_conf: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub ingest: IngestArgs,
 }
 
 #[derive(Debug, Args)]

@@ -52,6 +52,10 @@ impl Default for FollowConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct IngestConfig {
     pub format: Format,
+    /// As `--log-format`: a preset name or a pasted nginx `log_format` / Apache `LogFormat`.
+    pub log_format: Option<String>,
+    /// As `--input-tz`: the zone of times logged without one.
+    pub input_tz: String,
     /// field name → JSON key, as `--field`.
     pub fields: BTreeMap<String, String>,
     pub trusted_proxies: Vec<String>,
@@ -63,6 +67,8 @@ impl Default for IngestConfig {
     fn default() -> Self {
         IngestConfig {
             format: Format::Auto,
+            log_format: None,
+            input_tz: "UTC".into(),
             fields: BTreeMap::new(),
             trusted_proxies: Vec::new(),
             reorder_secs: 1800,

@@ -126,6 +126,8 @@ fn missing_file_empty_file_and_garbage_only_file_are_clear_errors() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("note: empty"), "{}", r.stdout);
 
+    // One bad file never sinks a run: the garbage file is reported, the good one analysed, and
+    // the exit code says "partial" (3)…
     let junk = dir.path().join("junk.log");
     std::fs::write(&junk, b"hello\nworld\n\x00\x01\x02\n").unwrap();
     let r = run(bouncer()
@@ -134,18 +136,64 @@ fn missing_file_empty_file_and_garbage_only_file_are_clear_errors() {
         .arg(fixture("quiet.log"))
         .arg("--out")
         .arg(&out));
-    assert_eq!(r.code, 2);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    for text in [&r.stderr, &r.stdout] {
+        assert!(
+            text.contains(&format!("{}: no parseable line in 3 lines", junk.display())),
+            "{text}"
+        );
+        assert!(text.contains(&format!("{}:1: ", junk.display())), "{text}");
+    }
     assert!(
-        r.stderr
-            .contains(&format!("{}: no parseable line in 3 lines", junk.display())),
+        r.stderr.starts_with("bouncer: partial: 1 of 2 inputs"),
         "{}",
         r.stderr
     );
+    let a = read_json(&out.join("decisions.json"));
+    assert_eq!(a["requests"], 2822);
+    assert!(a["inputs"][0]["failed"]
+        .as_str()
+        .unwrap()
+        .contains("no parseable line"));
+    assert!(a["inputs"][1]["failed"].is_null());
+    // …unless --strict: then nothing is written and the run fails as an input error.
+    let strict_out = dir.path().join("strict");
+    let r = run(bouncer()
+        .arg("analyze")
+        .arg(&junk)
+        .arg(fixture("quiet.log"))
+        .arg("--strict")
+        .arg("--out")
+        .arg(&strict_out));
+    assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(
-        r.stderr.contains(&format!("{}:1: ", junk.display())),
+        r.stderr.contains("no parseable line in 3 lines"),
         "{}",
         r.stderr
     );
+    assert!(!strict_out.exists());
+    // A missing file next to a good one: the same.
+    let r = run(bouncer()
+        .arg("analyze")
+        .arg(&missing)
+        .arg(fixture("quiet.log"))
+        .arg("--out")
+        .arg(&out));
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains(&format!("NOT ANALYSED: {}: cannot open", missing.display())),
+        "{}",
+        r.stdout
+    );
+    let r = run(bouncer()
+        .arg("analyze")
+        .arg(&missing)
+        .arg(fixture("quiet.log"))
+        .arg("--strict")
+        .arg("--out")
+        .arg(&out));
+    assert_eq!(r.code, 2, "{}", r.stderr);
 
     let r = run(bouncer()
         .arg("analyze")

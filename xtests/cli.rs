@@ -11,12 +11,18 @@ fn help_teaches_and_version_prints() {
         "{}",
         r.stdout
     );
+    assert!(r.stdout.contains("3 partial"), "{}", r.stdout);
     let r = run(bouncer().args(["analyze", "--help"]));
     assert_eq!(r.code, 0);
     for flag in [
         "--out",
         "--state",
         "--format",
+        "--log-format",
+        "--nginx-conf",
+        "--input-tz",
+        "--strict",
+        "bouncer analyze --nginx-conf /etc/nginx/nginx.conf",
         "--field",
         "--trusted-proxy",
         "--allow-private",

@@ -10,6 +10,7 @@ mod eval;
 mod firewall;
 mod follow;
 mod follow_e2e;
+mod formats;
 mod hardening;
 mod incremental;
 mod order;

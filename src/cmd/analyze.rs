@@ -15,7 +15,7 @@ use crate::emit::{self, rulesets::RulesetOptions, Analysis};
 use crate::ingest::checkpoint::{self, Checkpoint, Resume};
 use crate::ingest::sort::sorted_pass;
 use crate::ingest::{IngestOptions, Merge, Pending, Source, Stream};
-use crate::parse::{format_time, FieldName, ParseOptions};
+use crate::parse::{format_time, FieldName, LogFormat, ParseOptions};
 use anyhow::{anyhow, Context};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -41,14 +41,20 @@ struct State {
 
 pub fn run(args: AnalyzeArgs, config: ConfigFile) -> Result<(), Failure> {
     let settings = detect_settings(&args.detect, &config)?;
-    let ingest = Arc::new(ingest_options(&args.ingest, &config)?);
+    let (ingest, logs, conf_notes) = ingest_with_nginx_conf(
+        &args.ingest,
+        args.nginx_conf.as_deref(),
+        &args.logs,
+        &config,
+    )?;
+    let ingest = Arc::new(ingest);
     let rules = ruleset_options(&args.output, &config)?;
     let report = report_options(&args)?;
     let out_dir = args
         .out
         .clone()
         .unwrap_or_else(|| config.output.dir.clone());
-    let sources = sources(&args.logs, args.state.is_some())?;
+    let sources = sources(&logs, args.state.is_some())?;
 
     let mut state = match &args.state {
         Some(dir) => load_state(dir, &settings)?,
@@ -74,17 +80,28 @@ pub fn run(args: AnalyzeArgs, config: ConfigFile) -> Result<(), Failure> {
         false => None,
     };
 
-    // Open every input before reading any, so a missing file fails fast.
+    // Open every input before reading any: one that cannot be opened is reported (with
+    // --strict, the run stops here), the others are read.
     let progress = Arc::new(AtomicU64::new(0));
     let mut streams = Vec::new();
     let mut skipped = Vec::new();
+    let mut unopened: Vec<crate::ingest::FileReport> = Vec::new();
     let mut total_bytes = 0;
     for src in &sources {
         let resume = match src {
-            Source::File(p) if incremental => checkpoint::plan(p, &saved)
-                .with_context(|| format!("{}: cannot open", p.display()))
-                .map_err(Failure::input)?,
-            _ => Resume::Start(None),
+            Source::File(p) => match check_input(p).and_then(|()| match incremental {
+                true => checkpoint::plan(p, &saved)
+                    .with_context(|| format!("{}: cannot open", p.display())),
+                false => Ok(Resume::Start(None)),
+            }) {
+                Ok(r) => r,
+                Err(e) if args.strict => return Err(Failure::input(e)),
+                Err(e) => {
+                    unopened.push(unopened_report(src, &e));
+                    continue;
+                }
+            },
+            Source::Stdin | Source::Spool(_) => Resume::Start(None),
         };
         // A file renamed since the last run (access.log → access.log.1) is no longer written:
         // its held-back tail goes into this run's order instead of waiting for lines that will
@@ -108,11 +125,19 @@ pub fn run(args: AnalyzeArgs, config: ConfigFile) -> Result<(), Failure> {
             (Source::Stdin, Some(f)) => Some(f.reopen().map_err(Failure::input)?),
             _ => None,
         };
-        let mut stream = Stream::open(src, ingest.clone(), at, flush, progress.clone(), copy)
-            .map_err(Failure::input)?;
+        let mut stream = match Stream::open(src, ingest.clone(), at, flush, progress.clone(), copy)
+        {
+            Ok(s) => s,
+            Err(e) if args.strict => return Err(Failure::input(e)),
+            Err(e) => {
+                unopened.push(unopened_report(src, &anyhow!(e)));
+                continue;
+            }
+        };
         stream.report.notes.extend(note);
         streams.push((src.clone(), stream));
     }
+    let stream_sources: Vec<Source> = streams.iter().map(|(src, _)| src.clone()).collect();
 
     let bar = progress_bar(total_bytes, args.quiet);
     let mut merge = Merge {
@@ -132,27 +157,14 @@ pub fn run(args: AnalyzeArgs, config: ConfigFile) -> Result<(), Failure> {
         b.finish_and_clear();
     }
 
-    // Reject inputs that had lines but not one request: almost always the wrong file or format.
-    for s in &merge.streams {
-        let r = &s.report;
-        if r.lines > 0 && r.requests == 0 {
-            let examples = r.error_examples.join("\n  ");
-            return Err(Failure::input(anyhow!(
-                "{}: no parseable line in {} lines (format {}); first errors:\n  {examples}",
-                r.name,
-                r.lines,
-                r.format
-            )));
-        }
-    }
-
     // Lines more than --reorder-secs out of order: the streaming pass could not put them back.
     // Offline, the decisions must not depend on the order of the input: read it all again and
     // sort it by time (incremental runs cannot go back: there the late lines stay counted).
     let out_of_order: u64 = merge.streams.iter().map(|s| s.report.out_of_order).sum();
     if out_of_order > 0 && !incremental {
         let budget = args.sort_memory.unwrap_or(512 << 20);
-        let inputs: Vec<Source> = sources
+        // The inputs that were opened (one that could not be is reported, not read again).
+        let inputs: Vec<Source> = stream_sources
             .iter()
             .map(|s| match (s, &spool) {
                 (Source::Stdin, Some(f)) => Source::Spool(f.path().to_path_buf()),
@@ -167,8 +179,16 @@ pub fn run(args: AnalyzeArgs, config: ConfigFile) -> Result<(), Failure> {
     }
 
     let mut reports: Vec<_> = merge.streams.iter().map(|s| s.report.clone()).collect();
+    let partial = input_verdicts(&mut reports, unopened, args.strict)?;
+    for (path, note) in conf_notes {
+        match path.and_then(|p| reports.iter_mut().find(|r| Path::new(&r.name) == p)) {
+            Some(r) => r.notes.push(note),
+            None if !args.quiet => eprintln!("bouncer: {note}"),
+            None => {}
+        }
+    }
     for r in &mut reports {
-        if r.lines == 0 && r.resumed_at == 0 && r.read_error.is_none() {
+        if r.lines == 0 && r.resumed_at == 0 && r.read_error.is_none() && r.failed.is_none() {
             r.notes.push("empty".into());
         }
     }
@@ -194,13 +214,14 @@ pub fn run(args: AnalyzeArgs, config: ConfigFile) -> Result<(), Failure> {
         parse_errors += prev.1;
         let mut checkpoints: Vec<Checkpoint> = Vec::new();
         let mut pending: Vec<(i64, usize, u64, Pending)> = Vec::new();
-        for (i, (src, s)) in sources
-            .iter()
-            .filter(|src| !is_skipped(src, &skipped))
-            .zip(&merge.streams)
-            .enumerate()
-        {
+        for (i, (src, s)) in stream_sources.iter().zip(&merge.streams).enumerate() {
             let Source::File(p) = src else { continue };
+            if reports
+                .iter()
+                .any(|r| r.name == s.report.name && r.failed.is_some())
+            {
+                continue; // not one line read: read it again next time (with the right format?)
+            }
             let cp = checkpoint::make(
                 p,
                 s.committed_offset,
@@ -231,7 +252,18 @@ pub fn run(args: AnalyzeArgs, config: ConfigFile) -> Result<(), Failure> {
     detector.finish();
 
     if detector.stats().requests == 0 && !incremental {
-        return Err(Failure::input(anyhow!("no requests in the input")));
+        let why: Vec<String> = reports
+            .iter()
+            .filter_map(|r| r.failed.as_ref())
+            .cloned()
+            .collect();
+        return Err(Failure::input(match why.is_empty() {
+            true => anyhow!("no requests in the input"),
+            false => anyhow!(
+                "no requests in the input; not analysed:\n  {}",
+                why.join("\n  ")
+            ),
+        }));
     }
 
     let analysis = analysis(&detector, reports, lines, parse_errors);
@@ -271,7 +303,123 @@ pub fn run(args: AnalyzeArgs, config: ConfigFile) -> Result<(), Failure> {
         );
         std::io::stdout().lock().write_all(text.as_bytes())?;
     }
+    match partial {
+        Some(f) => Err(f),
+        None => Ok(()),
+    }
+}
+
+/// Each input's verdict, once all are read: an input with lines of which not one could be read
+/// (almost always the wrong file, or a format bouncer does not know) is marked failed, like one
+/// that could not be opened. With `--strict` either stops the run (exit 2) before anything is
+/// written; without, the others are analysed and the run is partial (exit 3), returned here to
+/// be reported after the outputs are written.
+fn input_verdicts(
+    reports: &mut Vec<crate::ingest::FileReport>,
+    unopened: Vec<crate::ingest::FileReport>,
+    strict: bool,
+) -> Result<Option<Failure>, Failure> {
+    for r in reports.iter_mut() {
+        let nonempty = r.lines - r.empty_lines;
+        if nonempty > 0 && r.requests == 0 {
+            let examples = r.error_examples.join("\n  ");
+            r.failed = Some(format!(
+                "{}: no parseable line in {nonempty} lines (format {}); first errors:\n  {examples}",
+                r.name, r.format
+            ));
+        }
+    }
+    reports.extend(unopened);
+    let failed: Vec<&String> = reports.iter().filter_map(|r| r.failed.as_ref()).collect();
+    if failed.is_empty() {
+        return Ok(None);
+    }
+    let list = failed
+        .iter()
+        .map(|f| f.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    if strict {
+        return Err(Failure::input(anyhow!(
+            "{list}\n(--strict: nothing written)"
+        )));
+    }
+    Ok(Some(Failure {
+        code: super::exit::PARTIAL,
+        error: anyhow!(
+            "partial: {} of {} inputs not analysed (the others were; outputs written):\n{list}",
+            failed.len(),
+            reports.len()
+        ),
+    }))
+}
+
+/// A file bouncer can open as a log: it exists and is not a directory.
+fn check_input(p: &Path) -> anyhow::Result<()> {
+    let meta = std::fs::metadata(p).with_context(|| format!("{}: cannot open", p.display()))?;
+    if meta.is_dir() {
+        return Err(anyhow!("{}: is a directory, not a log file", p.display()));
+    }
     Ok(())
+}
+
+fn unopened_report(src: &Source, e: &anyhow::Error) -> crate::ingest::FileReport {
+    crate::ingest::FileReport {
+        name: src.name(),
+        format: "-".into(),
+        failed: Some(format!("{e:#}")),
+        ..Default::default()
+    }
+}
+
+/// A note about what `--nginx-conf` found: about one log file, or about the configuration.
+pub(crate) type ConfNote = (Option<PathBuf>, String);
+
+/// `--nginx-conf`: the logs it names join the LOG arguments, each with its format.
+pub(crate) fn ingest_with_nginx_conf(
+    args: &IngestArgs,
+    nginx_conf: Option<&Path>,
+    logs: &[PathBuf],
+    config: &ConfigFile,
+) -> Result<(IngestOptions, Vec<PathBuf>, Vec<ConfNote>), Failure> {
+    let mut logs = logs.to_vec();
+    let Some(conf) = nginx_conf else {
+        return Ok((ingest_options(args, config)?, logs, Vec::new()));
+    };
+    let nginx = super::nginx_conf::load(conf).map_err(Failure::usage)?;
+    let mut ingest = ingest_options_with(args, config, &nginx.formats)?;
+    let mut notes = Vec::new();
+    for (path, formats, at) in &nginx.files {
+        if !logs.iter().any(|l| {
+            crate::ingest::is_log_or_rotation(path, l) && l.file_name() == path.file_name()
+        }) {
+            logs.push(path.clone());
+        }
+        let names: Vec<&str> = formats.iter().map(|f| f.name.as_str()).collect();
+        notes.push((
+            Some(path.clone()),
+            format!("--nginx-conf: log_format {} ({at})", names.join(" + ")),
+        ));
+        ingest.file_formats.push((path.clone(), formats.clone()));
+    }
+    notes.extend(
+        nginx
+            .skipped
+            .iter()
+            .map(|s| (None, format!("--nginx-conf: skipped {s}"))),
+    );
+    if logs.is_empty() {
+        return Err(Failure::usage(anyhow!(
+            "{}: no access_log writes a file bouncer can read{}",
+            conf.display(),
+            nginx
+                .skipped
+                .iter()
+                .map(|s| format!("\n  {s}"))
+                .collect::<String>()
+        )));
+    }
+    Ok((ingest, logs, notes))
 }
 
 /// `--report`, `--template`, `--tz`, resolved before any work so a typo fails fast; `None` with
@@ -293,10 +441,6 @@ fn report_options(args: &AnalyzeArgs) -> Result<Option<ReportOptions>, Failure> 
         templates,
         ..ReportOptions::default()
     }))
-}
-
-fn is_skipped(src: &Source, skipped: &[Checkpoint]) -> bool {
-    matches!(src, Source::File(p) if skipped.iter().any(|c| Path::new(&c.path) == p))
 }
 
 fn analysis(
@@ -348,19 +492,6 @@ fn sources(logs: &[PathBuf], incremental: bool) -> Result<Vec<Source>, Failure> 
             "--state needs files: stdin cannot be resumed"
         )));
     }
-    for s in &sources {
-        if let Source::File(p) = s {
-            let meta = std::fs::metadata(p)
-                .with_context(|| format!("{}: cannot open", p.display()))
-                .map_err(Failure::input)?;
-            if meta.is_dir() {
-                return Err(Failure::input(anyhow!(
-                    "{}: is a directory, not a log file",
-                    p.display()
-                )));
-            }
-        }
-    }
     Ok(sources)
 }
 
@@ -406,8 +537,32 @@ pub(crate) fn ingest_options(
     a: &IngestArgs,
     config: &ConfigFile,
 ) -> Result<IngestOptions, Failure> {
+    ingest_options_with(a, config, &[])
+}
+
+/// [`ingest_options`], where `--log-format NAME` may also name one of `defined` (the
+/// `log_format`s of `--nginx-conf`).
+pub(crate) fn ingest_options_with(
+    a: &IngestArgs,
+    config: &ConfigFile,
+    defined: &[Arc<LogFormat>],
+) -> Result<IngestOptions, Failure> {
     let c = &config.ingest;
     let mut parse = ParseOptions::default();
+    if let Some(def) = a.log_format.as_ref().or(c.log_format.as_ref()) {
+        let f = match defined.iter().find(|f| f.name == def.trim()) {
+            Some(f) => f.clone(),
+            None => Arc::new(
+                LogFormat::from_arg(def)
+                    .map_err(|e| Failure::usage(anyhow!("--log-format: {e}")))?,
+            ),
+        };
+        parse.log_format = Some(f);
+    }
+    let tz = a.input_tz.as_ref().unwrap_or(&c.input_tz);
+    parse.input_offset_secs = Zone::parse(tz)
+        .map_err(|e| Failure::usage(anyhow!("--input-tz {e}")))?
+        .offset_secs();
     let field_args =
         c.fields
             .iter()
@@ -447,6 +602,7 @@ pub(crate) fn ingest_options(
     Ok(IngestOptions {
         format: a.format.unwrap_or(c.format),
         parse,
+        file_formats: Vec::new(),
         reorder_secs,
         max_line_bytes,
     })

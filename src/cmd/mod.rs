@@ -4,6 +4,8 @@
 pub mod analyze;
 pub mod export;
 pub mod follow;
+pub mod formats;
+mod nginx_conf;
 
 use crate::cli::{Cli, Command};
 use crate::config::ConfigFile;
@@ -17,6 +19,9 @@ pub mod exit {
     pub const USAGE: i32 = 1;
     /// Missing/unreadable input, nothing parseable, unwritable output.
     pub const INPUT: i32 = 2;
+    /// Partial: some inputs could not be read (missing, unreadable, not one line parseable);
+    /// the others were analysed and the outputs written. `--strict` makes this `INPUT`.
+    pub const PARTIAL: i32 = 3;
 }
 
 /// An error with the exit code it maps to.
@@ -66,6 +71,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Export(args) => export::run(args, config),
         Command::Follow(args) => follow::run(*args, config),
         Command::Status(args) => follow::status(args),
+        Command::Formats(args) => formats::run(*args, config),
         Command::Unban(args) => follow::unban(args, config),
         Command::Completions { shell } => {
             let mut buf = Vec::new();

@@ -26,14 +26,23 @@ pub fn render(
     for f in &a.inputs {
         let _ = writeln!(
             s,
-            "  {} [{}{}]: {} lines, {} requests, {} parse errors",
+            "  {} [{}{}]: {} lines, {} requests, {} parse errors{}",
             f.name,
             f.format,
             if f.gzip { ", gzip" } else { "" },
             f.lines,
             f.requests,
-            f.parse_errors
+            f.parse_errors,
+            match f.empty_lines {
+                0 => String::new(),
+                n => format!(", {n} empty lines skipped"),
+            }
         );
+        if let Some(why) = &f.failed {
+            // The reason's first line; its examples follow as the file's error examples.
+            let first = why.lines().next().unwrap_or(why);
+            let _ = writeln!(s, "    NOT ANALYSED: {}", crate::parse::clip(first, 300));
+        }
         for e in &f.error_examples {
             let _ = writeln!(s, "    {}", crate::parse::clip(e, 200));
         }

@@ -13,7 +13,9 @@ pub mod reader;
 pub mod sort;
 pub mod tail;
 
-use crate::parse::{self, Format, LineError, ParseOptions, Request};
+use crate::parse::{
+    self, Detection, Format, LineError, LineParser, LogFormat, ParseOptions, Request, Spec,
+};
 use rayon::prelude::*;
 use reader::LineReader;
 use serde::{Deserialize, Serialize};
@@ -36,6 +38,9 @@ const MAX_PENDING: usize = 1 << 20;
 pub struct IngestOptions {
     pub format: Format,
     pub parse: ParseOptions,
+    /// Formats of particular files (`--nginx-conf`: each `access_log` path with its
+    /// `log_format`); a rotation of such a file (`PATH.1`, `PATH.2.gz`) gets the same.
+    pub file_formats: Vec<(PathBuf, Vec<Arc<LogFormat>>)>,
     /// Lines up to this much older than the newest line seen are put back in order.
     pub reorder_secs: i64,
     pub max_line_bytes: usize,
@@ -51,6 +56,9 @@ pub struct FileReport {
     pub lines: u64,
     pub requests: u64,
     pub parse_errors: u64,
+    /// Empty (or blank) lines: skipped, not errors.
+    #[serde(default)]
+    pub empty_lines: u64,
     /// Error reason → count.
     pub error_kinds: BTreeMap<String, u64>,
     /// The first few errors as `file:line: reason`.
@@ -65,6 +73,61 @@ pub struct FileReport {
     /// than `reorder_secs` late): `analyze` then sorts the whole input.
     #[serde(default)]
     pub out_of_order: u64,
+    /// Why this input was not analysed (unreadable, or not one line could be read): the run is
+    /// partial (exit 3).
+    #[serde(default)]
+    pub failed: Option<String>,
+}
+
+impl IngestOptions {
+    /// What the user said about the format of this input.
+    pub fn spec_for(&self, source: &Source) -> Spec {
+        if let Source::File(p) = source {
+            if let Some((_, formats)) = self
+                .file_formats
+                .iter()
+                .find(|(q, _)| is_log_or_rotation(q, p))
+            {
+                return Spec::LogFormats(formats.clone());
+            }
+        }
+        if let Some(f) = &self.parse.log_format {
+            return Spec::LogFormats(vec![f.clone()]);
+        }
+        match self.format {
+            Format::Auto => Spec::Auto,
+            Format::Combined => Spec::Combined,
+            Format::Json => Spec::Json,
+        }
+    }
+}
+
+/// `file` is `log`, or one of its rotations: `log.1`, `log.2.gz`, `log-20240801`, `log-20240801.gz`
+/// (logrotate's numbered and `dateext` names), in the same directory.
+pub fn is_log_or_rotation(log: &Path, file: &Path) -> bool {
+    let dir = |p: &Path| {
+        let parent = p
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::canonicalize(parent).unwrap_or_else(|_| parent.to_path_buf())
+    };
+    let (Some(log_name), Some(name)) = (
+        log.file_name().and_then(|n| n.to_str()),
+        file.file_name().and_then(|n| n.to_str()),
+    ) else {
+        return false;
+    };
+    let Some(rest) = name.strip_prefix(log_name) else {
+        return false;
+    };
+    let rest = rest.strip_suffix(".gz").unwrap_or(rest);
+    let rotation = rest.is_empty()
+        || rest
+            .strip_prefix('.')
+            .or_else(|| rest.strip_prefix('-'))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    rotation && dir(log) == dir(file)
 }
 
 /// A request waiting in a reorder buffer, ordered by (time, arrival).
@@ -297,68 +360,26 @@ impl Stream {
     ) -> Result<Stream, InputError> {
         let name = source.name();
         let (offset, line_no, pending) = resume.unwrap_or((0, 0, Vec::new()));
-        let raw: Box<dyn Read + Send> = match source {
-            Source::Stdin => match spool {
-                Some(file) => Box::new(Tee {
-                    inner: io::stdin(),
-                    spool: io::BufWriter::with_capacity(1 << 20, file),
-                }),
-                None => Box::new(io::stdin()),
-            },
-            Source::File(p) | Source::Spool(p) => {
-                let mut f = File::open(p).map_err(|e| InputError::Open {
-                    path: name.clone(),
-                    source: e,
-                })?;
-                if offset > 0 {
-                    use std::io::Seek;
-                    f.seek(io::SeekFrom::Start(offset))
-                        .map_err(|e| InputError::Seek {
-                            path: name.clone(),
-                            offset,
-                            source: e,
-                        })?;
-                }
-                Box::new(f)
-            }
-        };
-        let mut buffered = BufReader::with_capacity(1 << 16, raw);
-        let head = buffered.fill_buf().map_err(|e| InputError::Open {
-            path: name.clone(),
-            source: e,
-        })?;
-        let gzip = head.starts_with(&[0x1f, 0x8b]);
-        let mut decoded: Box<dyn Read + Send> = if gzip {
-            Box::new(flate2::read::MultiGzDecoder::new(buffered))
-        } else {
-            Box::new(buffered)
-        };
-        let format = match opts.format {
-            Format::Auto => {
-                // Sniff from the first decoded bytes, then hand them back to the reader.
-                let mut first = vec![0u8; 64 * 1024];
-                let n = read_up_to(&mut decoded, &mut first);
-                first.truncate(n);
-                let fmt = Format::sniff(&first);
-                decoded = Box::new(io::Cursor::new(first).chain(decoded));
-                fmt
-            }
-            f => f,
-        };
-        let format_name = match format {
-            Format::Json => "json",
-            _ => "combined",
-        };
+        let (decoded, gzip) = open_decoded(source, offset, spool)?;
+        let (sample, whole, decoded) = read_sample(decoded);
+        let (parser, detection) = LineParser::detect(
+            opts.spec_for(source),
+            &sample,
+            whole,
+            line_no + 1,
+            &opts.parse,
+        );
         let report = FileReport {
             name,
-            format: format_name.to_string(),
+            format: detection.format.clone(),
             gzip,
             resumed_at: offset,
+            notes: detection.notes.clone(),
             ..Default::default()
         };
         let worker = Worker {
             reader: LineReader::new(decoded, opts.max_line_bytes, line_no, offset),
-            format,
+            parser,
             reorder: Reorder::from_pending(pending),
             released_upto: None,
             opts,
@@ -432,6 +453,86 @@ impl Stream {
     }
 }
 
+/// Bytes of each input looked at to decide its format.
+const SAMPLE_BYTES: usize = 64 * 1024;
+
+/// An input opened (at `offset`) and decoded (gzip by its magic bytes), and whether it was gzip.
+/// With `spool`, what is read from stdin is also written there, so it can be read again.
+fn open_decoded(
+    source: &Source,
+    offset: u64,
+    spool: Option<File>,
+) -> Result<(Box<dyn Read + Send>, bool), InputError> {
+    let name = source.name();
+    let raw: Box<dyn Read + Send> = match source {
+        Source::Stdin => match spool {
+            Some(file) => Box::new(Tee {
+                inner: io::stdin(),
+                spool: io::BufWriter::with_capacity(1 << 20, file),
+            }),
+            None => Box::new(io::stdin()),
+        },
+        Source::File(p) | Source::Spool(p) => {
+            let mut f = File::open(p).map_err(|e| InputError::Open {
+                path: name.clone(),
+                source: e,
+            })?;
+            if offset > 0 {
+                use std::io::Seek;
+                f.seek(io::SeekFrom::Start(offset))
+                    .map_err(|e| InputError::Seek {
+                        path: name.clone(),
+                        offset,
+                        source: e,
+                    })?;
+            }
+            Box::new(f)
+        }
+    };
+    let mut buffered = BufReader::with_capacity(1 << 16, raw);
+    let head = buffered.fill_buf().map_err(|e| InputError::Open {
+        path: name.clone(),
+        source: e,
+    })?;
+    let gzip = head.starts_with(&[0x1f, 0x8b]);
+    Ok(if gzip {
+        (Box::new(flate2::read::MultiGzDecoder::new(buffered)), true)
+    } else {
+        (Box::new(buffered), false)
+    })
+}
+
+/// The first decoded bytes (for format detection), whether they are the whole input, and the
+/// reader with those bytes handed back.
+fn read_sample(mut decoded: Box<dyn Read + Send>) -> (Vec<u8>, bool, Box<dyn Read + Send>) {
+    let mut first = vec![0u8; SAMPLE_BYTES];
+    let n = read_up_to(&mut decoded, &mut first);
+    first.truncate(n);
+    let whole = n < SAMPLE_BYTES;
+    let again = io::Cursor::new(first.clone()).chain(decoded);
+    (first, whole, Box::new(again))
+}
+
+/// What `bouncer formats` shows about an input: its parser and what detection found.
+pub struct Inspection {
+    pub gzip: bool,
+    pub parser: LineParser,
+    pub detection: Detection,
+}
+
+/// Open an input and detect its format, reading only its first bytes.
+pub fn inspect(source: &Source, opts: &IngestOptions) -> Result<Inspection, InputError> {
+    let (decoded, gzip) = open_decoded(source, 0, None)?;
+    let (sample, whole, _) = read_sample(decoded);
+    let (parser, detection) =
+        LineParser::detect(opts.spec_for(source), &sample, whole, 1, &opts.parse);
+    Ok(Inspection {
+        gzip,
+        parser,
+        detection,
+    })
+}
+
 /// Several streams merged into one time-ordered sequence.
 pub struct Merge {
     pub streams: Vec<Stream>,
@@ -476,7 +577,7 @@ struct End {
 /// queue, so reading, parsing and reordering overlap detection.
 struct Worker {
     reader: LineReader<Box<dyn Read + Send>>,
-    format: Format,
+    parser: LineParser,
     opts: Arc<IngestOptions>,
     reorder: Reorder,
     /// Time of the last request released: an older one arriving now is out of order.
@@ -545,12 +646,12 @@ impl Worker {
                 ));
             }
         }
-        let (opts, format) = (&self.opts, self.format);
+        let (opts, parser) = (&self.opts, &self.parser);
         let results: Vec<Result<Request, LineError>> = spans
             .par_iter()
             .map(|(a, b, m)| match m.too_long {
                 Some(n) => Err(LineError::TooLong(n, opts.max_line_bytes)),
-                None => parse::parse_line(&buf[*a..*b], format, &opts.parse),
+                None => parser.parse_line(&buf[*a..*b]),
             })
             .collect();
         let mut released = Vec::with_capacity(results.len());
@@ -567,6 +668,7 @@ impl Worker {
                     self.reorder.push(req);
                     self.release(&mut released, false);
                 }
+                Err(LineError::Empty) => self.report.empty_lines += 1,
                 Err(e) => record_error(&mut self.report, meta.number, e),
             }
         }
@@ -634,18 +736,7 @@ impl<R: Read> Read for Tee<R> {
 
 fn record_error(report: &mut FileReport, line_no: u64, e: LineError) {
     report.parse_errors += 1;
-    let kind = match &e {
-        LineError::TooLong(..) => "line too long",
-        LineError::InvalidUtf8 => "invalid UTF-8",
-        LineError::Combined(_) => "not a combined/common line",
-        LineError::Json(_) => "invalid JSON",
-        LineError::MissingIp(_) => "no client address",
-        LineError::MissingTime(_) => "no time",
-        LineError::InvalidIp(_) => "invalid client address",
-        LineError::InvalidTime(_) => "invalid time",
-        LineError::InvalidStatus(_) => "invalid status",
-    };
-    *report.error_kinds.entry(kind.to_string()).or_insert(0) += 1;
+    *report.error_kinds.entry(e.kind().to_string()).or_insert(0) += 1;
     if report.error_examples.len() < ERROR_EXAMPLES {
         report
             .error_examples

@@ -1,11 +1,16 @@
-//! nginx JSON `log_format` lines, with the field names people actually use mapped automatically.
+//! JSON access logs, with the field names people actually use mapped automatically: nginx JSON
+//! `log_format`s, Matomo's (`date`, `length`, status as a string), Traefik's (`ClientHost`,
+//! `StartUTC`, `DownstreamStatus`, …) and Caddy's (nested `request.client_ip`/`remote_ip`,
+//! `request.headers.User-Agent`, `ts`).
 //!
 //! nginx writes JSON two ways: `escape=json` (valid JSON) and the default escaping, which writes
 //! `"` `\` and non-ASCII bytes as `\xHH` — not valid JSON. A line that fails to parse is retried
 //! once with `\xHH` rewritten, so both work without configuration.
 
 use super::{
-    client_ip, parse_ip, split_request, time::parse_any_time, LineError, ParseOptions, Request,
+    client_ip, parse_ip, split_request,
+    time::{any_time, TimeError},
+    LineError, ParseOptions, Request,
 };
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
@@ -22,10 +27,11 @@ pub enum FieldName {
     Bytes,
     UserAgent,
     Xff,
+    Method,
 }
 
 impl FieldName {
-    pub const ALL: [FieldName; 8] = [
+    pub const ALL: [FieldName; 9] = [
         FieldName::Ip,
         FieldName::Time,
         FieldName::Status,
@@ -34,12 +40,24 @@ impl FieldName {
         FieldName::Bytes,
         FieldName::UserAgent,
         FieldName::Xff,
+        FieldName::Method,
     ];
 
-    /// The JSON keys tried, in order, when the user did not name one with `--field`.
+    /// The JSON keys tried, in order, when the user did not name one with `--field`. A dotted
+    /// key is a key of a nested object (Caddy's `request.remote_ip`).
     pub fn default_keys(self) -> &'static [&'static str] {
         match self {
-            FieldName::Ip => &["ip", "remote_addr", "source_ip", "client_ip", "clientip"],
+            FieldName::Ip => &[
+                "ip",
+                "remote_addr",
+                "source_ip",
+                "client_ip",
+                "clientip",
+                "remote_ip",
+                "ClientHost",
+                "request.client_ip",
+                "request.remote_ip",
+            ],
             FieldName::Time => &[
                 "time",
                 "timestamp",
@@ -47,13 +65,48 @@ impl FieldName {
                 "time_local",
                 "msec",
                 "ts",
+                "date",
+                "@timestamp",
+                "StartUTC",
             ],
-            FieldName::Status => &["status"],
-            FieldName::Path => &["endpoint", "path", "uri", "request_uri"],
+            FieldName::Status => &["status", "status_code", "DownstreamStatus"],
+            FieldName::Path => &[
+                "endpoint",
+                "path",
+                "uri",
+                "request_uri",
+                "RequestPath",
+                "request.uri",
+            ],
             FieldName::Request => &["request"],
-            FieldName::Bytes => &["bytes", "body_bytes_sent", "response_size"],
-            FieldName::UserAgent => &["ua", "user_agent", "http_user_agent"],
-            FieldName::Xff => &["http_x_forwarded_for", "xff"],
+            FieldName::Bytes => &[
+                "bytes",
+                "body_bytes_sent",
+                "response_size",
+                "length",
+                "size",
+                "bytes_sent",
+                "DownstreamContentSize",
+            ],
+            FieldName::UserAgent => &[
+                "ua",
+                "user_agent",
+                "http_user_agent",
+                "request_User-Agent",
+                "request.headers.User-Agent",
+            ],
+            FieldName::Xff => &[
+                "http_x_forwarded_for",
+                "xff",
+                "request_X-Forwarded-For",
+                "request.headers.X-Forwarded-For",
+            ],
+            FieldName::Method => &[
+                "method",
+                "request_method",
+                "RequestMethod",
+                "request.method",
+            ],
         }
     }
 
@@ -67,6 +120,7 @@ impl FieldName {
             FieldName::Bytes => "bytes",
             FieldName::UserAgent => "user-agent",
             FieldName::Xff => "xff",
+            FieldName::Method => "method",
         }
     }
 
@@ -95,23 +149,67 @@ impl FieldMap {
             None => field.default_keys().join("|"),
         }
     }
+
+    /// The key that a preference number stands for (see [`FieldMap::classify`]).
+    fn key_of(&self, field: FieldName, prio: u8) -> String {
+        match prio {
+            0 => self.tried(field),
+            p => field
+                .default_keys()
+                .get(p as usize - 1)
+                .map_or_else(String::new, |k| k.to_string()),
+        }
+    }
+
+    /// The pinned keys, as `field=key` (for `bouncer formats`).
+    pub fn pinned(&self) -> impl Iterator<Item = (FieldName, &str)> {
+        self.overrides.iter().map(|(f, k)| (*f, k.as_str()))
+    }
 }
 
-pub(super) fn parse(line: &[u8], opts: &ParseOptions) -> Result<Request, LineError> {
+/// Parse one JSON line, reading fields through `map` (`opts.fields`, or the keys a JSON
+/// `log_format` defines).
+pub(super) fn parse(
+    line: &[u8],
+    map: &FieldMap,
+    opts: &ParseOptions,
+) -> Result<Request, LineError> {
+    parse_used(line, map, opts).map(|(r, _)| r)
+}
+
+/// [`parse`], also returning which key fed each field (for `bouncer formats`).
+pub(super) fn parse_keyed(
+    line: &[u8],
+    map: &FieldMap,
+    opts: &ParseOptions,
+) -> Result<(Request, Vec<(FieldName, String)>), LineError> {
+    let (req, used) = parse_used(line, map, opts)?;
+    let keys = FieldName::ALL
+        .into_iter()
+        .filter_map(|f| used[slot(f)].map(|p| (f, map.key_of(f, p))))
+        .collect();
+    Ok((req, keys))
+}
+
+fn parse_used(
+    line: &[u8],
+    map: &FieldMap,
+    opts: &ParseOptions,
+) -> Result<(Request, KeysUsed), LineError> {
     // nginx writes one flat object of strings and numbers per line: read that directly, and
     // leave everything else (escapes in a field we keep, nesting, anything unusual or invalid)
     // to serde_json, which also produces the error messages.
-    if let Some(fields) = scan_flat(line, &opts.fields) {
-        return build(fields, opts);
+    if let Some(fields) = scan_flat(line, map) {
+        return build(fields, map, opts);
     }
-    match parse_fields(line, &opts.fields) {
-        Ok(fields) => build(fields, opts),
+    match parse_fields(line, map) {
+        Ok(fields) => build(fields, map, opts),
         Err(first) => {
             let fixed =
                 unescape_nginx_default(line).ok_or_else(|| LineError::Json(first.to_string()))?;
-            let fields = parse_fields(&fixed, &opts.fields)
-                .map_err(|_| LineError::Json(first.to_string()))?;
-            build(fields, opts)
+            let fields =
+                parse_fields(&fixed, map).map_err(|_| LineError::Json(first.to_string()))?;
+            build(fields, map, opts)
         }
     }
 }
@@ -328,13 +426,53 @@ fn slot(f: FieldName) -> usize {
     f as usize
 }
 
+/// Where in a line's JSON a key is: the top-level object, or one of the nested objects bouncer
+/// reads (Caddy's `request` and `request.headers`). Everything else nested is skipped unread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Level {
+    Top,
+    Request,
+    Headers,
+}
+
+impl Level {
+    fn prefix(self) -> &'static str {
+        match self {
+            Level::Top => "",
+            Level::Request => "request.",
+            Level::Headers => "request.headers.",
+        }
+    }
+
+    /// The nested object a key opens, if bouncer reads inside it.
+    fn child(self, key: &[u8]) -> Option<Level> {
+        match (self, key) {
+            (Level::Top, b"request") => Some(Level::Request),
+            (Level::Request, b"headers") => Some(Level::Headers),
+            _ => None,
+        }
+    }
+}
+
 impl FieldMap {
-    /// Which field a key feeds, and its preference (lower wins).
+    /// Which field a top-level key feeds, and its preference (lower wins).
     fn classify(&self, key: &[u8]) -> Option<(FieldName, u8)> {
-        if let Some((f, _)) = self.overrides.iter().find(|(_, k)| k.as_bytes() == key) {
+        self.classify_at(Level::Top, key)
+    }
+
+    fn classify_at(&self, level: Level, key: &[u8]) -> Option<(FieldName, u8)> {
+        let prefix = level.prefix().as_bytes();
+        let pinned = self.overrides.iter().find(|(_, k)| {
+            let k = k.as_bytes();
+            k.len() == prefix.len() + key.len() && k.starts_with(prefix) && k.ends_with(key)
+        });
+        if let Some((f, _)) = pinned {
             return Some((*f, 0));
         }
-        let (f, prio) = default_field(key)?;
+        let (f, prio) = match level {
+            Level::Top => default_field(key)?,
+            Level::Request | Level::Headers => default_nested(level, key)?,
+        };
         (!self.overrides.iter().any(|(o, _)| *o == f)).then_some((f, prio))
     }
 }
@@ -349,26 +487,57 @@ fn default_field(key: &[u8]) -> Option<(FieldName, u8)> {
         b"source_ip" => (Ip, 3),
         b"client_ip" => (Ip, 4),
         b"clientip" => (Ip, 5),
+        b"remote_ip" => (Ip, 6),
+        b"ClientHost" => (Ip, 7),
         b"time" => (Time, 1),
         b"timestamp" => (Time, 2),
         b"time_iso8601" => (Time, 3),
         b"time_local" => (Time, 4),
         b"msec" => (Time, 5),
         b"ts" => (Time, 6),
+        b"date" => (Time, 7),
+        b"@timestamp" => (Time, 8),
+        b"StartUTC" => (Time, 9),
         b"status" => (Status, 1),
+        b"status_code" => (Status, 2),
+        b"DownstreamStatus" => (Status, 3),
         b"endpoint" => (Path, 1),
         b"path" => (Path, 2),
         b"uri" => (Path, 3),
         b"request_uri" => (Path, 4),
+        b"RequestPath" => (Path, 5),
         b"request" => (Request, 1),
         b"bytes" => (Bytes, 1),
         b"body_bytes_sent" => (Bytes, 2),
         b"response_size" => (Bytes, 3),
+        b"length" => (Bytes, 4),
+        b"size" => (Bytes, 5),
+        b"bytes_sent" => (Bytes, 6),
+        b"DownstreamContentSize" => (Bytes, 7),
         b"ua" => (UserAgent, 1),
         b"user_agent" => (UserAgent, 2),
         b"http_user_agent" => (UserAgent, 3),
+        b"request_User-Agent" => (UserAgent, 4),
         b"http_x_forwarded_for" => (Xff, 1),
         b"xff" => (Xff, 2),
+        b"request_X-Forwarded-For" => (Xff, 3),
+        b"method" => (Method, 1),
+        b"request_method" => (Method, 2),
+        b"RequestMethod" => (Method, 3),
+        _ => return None,
+    })
+}
+
+/// The nested keys of the default table (Caddy: `request.client_ip`, …).
+fn default_nested(level: Level, key: &[u8]) -> Option<(FieldName, u8)> {
+    use FieldName::*;
+    Some(match (level, key) {
+        (Level::Request, b"client_ip") => (Ip, 8),
+        (Level::Request, b"remote_ip") => (Ip, 9),
+        (Level::Request, b"uri") => (Path, 6),
+        (Level::Request, b"method") => (Method, 4),
+        (Level::Headers, b"User-Agent") => (UserAgent, 5),
+        (Level::Headers, b"X-Forwarded-For") => (Xff, 4),
         _ => return None,
     })
 }
@@ -378,29 +547,138 @@ struct LineSeed<'m>(&'m FieldMap);
 impl<'de> DeserializeSeed<'de> for LineSeed<'_> {
     type Value = Fields<'de>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        struct V<'m>(&'m FieldMap);
-        impl<'de> Visitor<'de> for V<'_> {
-            type Value = Fields<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON object")
+        let mut fields = Fields::default();
+        d.deserialize_map(ObjectVisitor {
+            map: self.0,
+            level: Level::Top,
+            fields: &mut fields,
+        })?;
+        Ok(fields)
+    }
+}
+
+/// Visits one object at `level`, offering the values of the keys it knows to `fields` and
+/// descending into the nested objects bouncer reads.
+struct ObjectVisitor<'m, 'f, 'de> {
+    map: &'m FieldMap,
+    level: Level,
+    fields: &'f mut Fields<'de>,
+}
+
+impl<'de> Visitor<'de> for ObjectVisitor<'_, '_, 'de> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<(), A::Error> {
+        while let Some(key) = a.next_key::<Scalar<'de>>()? {
+            let Scalar::Str(k) = &key else {
+                a.next_value::<IgnoredAny>()?;
+                continue;
+            };
+            let class = self.map.classify_at(self.level, k.as_bytes());
+            let child = self.level.child(k.as_bytes());
+            if class.is_none() && child.is_none() {
+                a.next_value::<IgnoredAny>()?;
+                continue;
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
-                let mut fields = Fields::default();
-                while let Some(key) = a.next_key::<Scalar<'de>>()? {
-                    let classified = match &key {
-                        Scalar::Str(k) => self.0.classify(k.as_bytes()),
-                        _ => None,
-                    };
-                    let Some((field, prio)) = classified else {
-                        a.next_value::<IgnoredAny>()?;
-                        continue;
-                    };
-                    fields.offer(field, prio, a.next_value()?);
-                }
-                Ok(fields)
+            a.next_value_seed(ValueSeed {
+                map: self.map,
+                fields: &mut *self.fields,
+                class,
+                child,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// A value whose key bouncer knows: a scalar for its field, or a nested object to descend into.
+struct ValueSeed<'m, 'f, 'de> {
+    map: &'m FieldMap,
+    fields: &'f mut Fields<'de>,
+    class: Option<(FieldName, u8)>,
+    child: Option<Level>,
+}
+
+impl<'de> DeserializeSeed<'de> for ValueSeed<'_, '_, 'de> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> ValueSeed<'_, '_, 'de> {
+    fn offer(self, v: Scalar<'de>) {
+        if let Some((field, prio)) = self.class {
+            self.fields.offer(field, prio, v);
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for ValueSeed<'_, '_, 'de> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<(), E> {
+        self.offer(Scalar::Str(Cow::Borrowed(v)));
+        Ok(())
+    }
+    fn visit_str<E>(self, v: &str) -> Result<(), E> {
+        self.offer(Scalar::Str(Cow::Owned(v.to_string())));
+        Ok(())
+    }
+    fn visit_string<E>(self, v: String) -> Result<(), E> {
+        self.offer(Scalar::Str(Cow::Owned(v)));
+        Ok(())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<(), E> {
+        self.offer(Scalar::Num(v as f64, Some(v)));
+        Ok(())
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<(), E> {
+        self.offer(Scalar::Num(v as f64, u64::try_from(v).ok()));
+        Ok(())
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<(), E> {
+        self.offer(Scalar::Num(v, None));
+        Ok(())
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        self.offer(Scalar::Other);
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(()) // null: absent
+    }
+    fn visit_none<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    /// Header values are lists (Caddy: `"User-Agent":["curl/8"]`): the first string counts.
+    fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<(), A::Error> {
+        let first = a.next_element::<Scalar<'de>>()?;
+        while a.next_element::<IgnoredAny>()?.is_some() {}
+        match first {
+            Some(v @ Scalar::Str(_)) => self.offer(v),
+            _ => self.offer(Scalar::Other),
+        }
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<(), A::Error> {
+        match self.child {
+            Some(level) => ObjectVisitor {
+                map: self.map,
+                level,
+                fields: self.fields,
+            }
+            .visit_map(a),
+            None => {
+                while a.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                self.offer(Scalar::Other);
+                Ok(())
             }
         }
-        d.deserialize_map(V(self.0))
     }
 }
 
@@ -411,26 +689,30 @@ fn parse_fields<'a>(line: &'a [u8], map: &FieldMap) -> Result<Fields<'a>, serde_
     Ok(fields)
 }
 
-fn build(fields: Fields<'_>, opts: &ParseOptions) -> Result<Request, LineError> {
-    let f = &opts.fields;
+/// Which key fed each field: its preference number in [`FieldMap::classify`] (`None`: absent).
+type KeysUsed = [Option<u8>; FieldName::ALL.len()];
+
+fn build(
+    fields: Fields<'_>,
+    map: &FieldMap,
+    opts: &ParseOptions,
+) -> Result<(Request, KeysUsed), LineError> {
     let get = |field: FieldName| fields.values[slot(field)].as_ref().map(|(_, v)| v);
     let text = |field: FieldName| get(field).and_then(Scalar::text);
 
     let peer = match get(FieldName::Ip) {
         Some(Scalar::Str(s)) => parse_ip(s)?,
         Some(other) => parse_ip(&other.text().unwrap_or_default())?,
-        None => return Err(LineError::MissingIp(f.tried(FieldName::Ip))),
+        None => return Err(LineError::MissingIp(map.tried(FieldName::Ip))),
     };
     let time_value =
-        get(FieldName::Time).ok_or_else(|| LineError::MissingTime(f.tried(FieldName::Time)))?;
+        get(FieldName::Time).ok_or_else(|| LineError::MissingTime(map.tried(FieldName::Time)))?;
     let time = match time_value {
         Scalar::Num(n, _) => super::time::epoch_from_number(*n),
-        Scalar::Str(t) => parse_any_time(t),
-        Scalar::Null | Scalar::Other => None,
+        Scalar::Str(t) => any_time(t, opts.input_offset_secs),
+        Scalar::Null | Scalar::Other => Err(TimeError::Unreadable),
     }
-    .ok_or_else(|| {
-        LineError::InvalidTime(super::clip(&time_value.text().unwrap_or_default(), 40))
-    })?;
+    .map_err(|e| super::time_error(&time_value.text().unwrap_or_default(), e))?;
     let status = match get(FieldName::Status) {
         None => 0,
         Some(Scalar::Num(_, Some(u))) if *u < 1000 => *u as u16,
@@ -456,9 +738,11 @@ fn build(fields: Fields<'_>, opts: &ParseOptions) -> Result<Request, LineError> 
         (None, Some(r)) => split_request(r),
         (None, None) => ("-", ""),
     };
+    let method_field = text(FieldName::Method);
+    let method = method_field.as_deref().unwrap_or(method);
     let xff = text(FieldName::Xff);
     let ip = client_ip(peer, xff.as_deref(), &opts.trusted_proxies)?;
-    Ok(Request::new(
+    let req = Request::new(
         ip,
         time,
         method,
@@ -466,7 +750,12 @@ fn build(fields: Fields<'_>, opts: &ParseOptions) -> Result<Request, LineError> 
         status,
         bytes,
         text(FieldName::UserAgent).as_deref().unwrap_or(""),
-    ))
+    );
+    let mut used: KeysUsed = [None; FieldName::ALL.len()];
+    for f in FieldName::ALL {
+        used[slot(f)] = fields.values[slot(f)].as_ref().map(|(p, _)| *p);
+    }
+    Ok((req, used))
 }
 
 /// Rewrite nginx's default `\xHH` escapes into something JSON accepts: `\x22` → `\"`,
@@ -512,6 +801,14 @@ mod tests {
         parse_line(line.as_bytes(), Format::Json, &ParseOptions::default())
     }
 
+    /// `"key":value`, with a dotted key as nested objects (`request.uri` → `"request":{"uri":…}`).
+    fn kv(key: &str, value: &str) -> String {
+        match key.split_once('.') {
+            Some((head, rest)) => format!(r#""{head}":{{{}}}"#, kv(rest, value)),
+            None => format!(r#""{key}":{value}"#),
+        }
+    }
+
     #[test]
     fn every_field_name_variant_maps() {
         for ip in FieldName::Ip.default_keys() {
@@ -522,7 +819,11 @@ mod tests {
                     "time_local" => "\"18/Jul/2023:13:44:16 +0000\"".to_string(),
                     _ => "\"2023-07-18T13:44:16+00:00\"".to_string(),
                 };
-                let line = format!(r#"{{"{ip}":"192.0.2.9","{time}":{tv},"status":"404"}}"#);
+                let line = format!(
+                    r#"{{{},{},"status":"404"}}"#,
+                    kv(ip, r#""192.0.2.9""#),
+                    kv(time, &tv)
+                );
                 let r = p(&line).unwrap_or_else(|e| panic!("{line}: {e}"));
                 assert_eq!(
                     (r.ip.to_string().as_str(), r.time, r.status),
@@ -534,16 +835,31 @@ mod tests {
         let base = r#""ip":"192.0.2.9","time":1689687856"#;
         for k in FieldName::Path.default_keys() {
             assert_eq!(
-                p(&format!(r#"{{{base},"{k}":"/login"}}"#)).unwrap().path(),
+                p(&format!(r#"{{{base},{}}}"#, kv(k, r#""/login""#)))
+                    .unwrap()
+                    .path(),
                 "/login"
             );
         }
         for k in FieldName::Bytes.default_keys() {
-            assert_eq!(p(&format!(r#"{{{base},"{k}":"512"}}"#)).unwrap().bytes, 512);
+            assert_eq!(
+                p(&format!(r#"{{{base},{}}}"#, kv(k, r#""512""#)))
+                    .unwrap()
+                    .bytes,
+                512
+            );
+        }
+        for k in FieldName::Method.default_keys() {
+            let line = format!(r#"{{{base},{},"path":"/doc"}}"#, kv(k, r#""HEAD""#));
+            assert_eq!(
+                p(&line).unwrap().class(),
+                super::super::Class::Asset,
+                "{line}"
+            );
         }
         for k in FieldName::UserAgent.default_keys() {
             assert_eq!(
-                p(&format!(r#"{{{base},"{k}":"curl/8"}}"#))
+                p(&format!(r#"{{{base},{}}}"#, kv(k, r#"["curl/8"]"#)))
                     .unwrap()
                     .user_agent(),
                 "curl/8"
@@ -567,7 +883,15 @@ mod tests {
     fn default_key_table_matches_the_documented_lists() {
         for f in FieldName::ALL {
             for (i, k) in f.default_keys().iter().enumerate() {
-                assert_eq!(default_field(k.as_bytes()), Some((f, i as u8 + 1)), "{k}");
+                let found = match k.rsplit_once('.') {
+                    None => default_field(k.as_bytes()),
+                    Some(("request", key)) => default_nested(Level::Request, key.as_bytes()),
+                    Some(("request.headers", key)) => {
+                        default_nested(Level::Headers, key.as_bytes())
+                    }
+                    Some(_) => None,
+                };
+                assert_eq!(found, Some((f, i as u8 + 1)), "{k}");
             }
         }
     }
@@ -581,7 +905,8 @@ mod tests {
         };
         for k in FieldName::Xff.default_keys() {
             let line = format!(
-                r#"{{"remote_addr":"10.1.1.1","time":1689687856,"{k}":"198.51.100.3, 10.2.2.2"}}"#
+                r#"{{"remote_addr":"10.1.1.1","time":1689687856,{}}}"#,
+                kv(k, r#""198.51.100.3, 10.2.2.2""#)
             );
             let r = parse_line(line.as_bytes(), Format::Json, &opts).unwrap();
             assert_eq!(r.ip.to_string(), "198.51.100.3");
@@ -671,10 +996,12 @@ mod tests {
         for line in lines {
             let via_serde = parse_fields(line.as_bytes(), &opts.fields)
                 .map_err(|e| LineError::Json(e.to_string()))
-                .and_then(|f| build(f, &opts));
+                .and_then(|f| build(f, &opts.fields, &opts))
+                .map(|(r, _)| r);
             // (a declined line is parsed by serde_json in parse())
             if let Some(fields) = scan_flat(line.as_bytes(), &opts.fields) {
-                assert_eq!(build(fields, &opts), via_serde, "{line}");
+                let flat = build(fields, &opts.fields, &opts).map(|(r, _)| r);
+                assert_eq!(flat, via_serde, "{line}");
             }
         }
         // The common nginx line takes the fast path.

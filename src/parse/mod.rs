@@ -1,9 +1,12 @@
 //! Parse: one log line → one [`Request`].
 //!
-//! Owns the line formats (nginx JSON with auto-mapped field names, combined/common) and the choice
-//! of the real client address. It never does I/O and never drops a line silently: every line is
-//! either a `Request` or a [`LineError`] with a reason that the caller counts and shows as
-//! `file:line: reason`.
+//! Owns the line formats and the choice of the real client address: the common log format family
+//! read without flags (`combined`), JSON with auto-mapped field names (nginx, Caddy, Traefik,
+//! Matomo: `json`), the user's own nginx `log_format` / Apache `LogFormat` compiled once
+//! (`log_format`), the wrappers a line arrives in (syslog, Docker `json-file`: `wrap`), and a
+//! file's [`LineParser`], which knows which of these its lines use (`line_parser`). It never does
+//! I/O and never drops a line silently: every line is either a `Request` or a [`LineError`] with a
+//! reason that the caller counts and shows as `file:line: reason`.
 //!
 //! Invariant a newcomer could break: the client address only ever comes from the logged peer
 //! address, or from `X-Forwarded-For` when the logged peer is a *trusted proxy*. Never trust XFF
@@ -11,11 +14,17 @@
 
 mod combined;
 mod json;
+mod line_parser;
+pub mod log_format;
+pub mod nginx_conf;
 mod time;
+mod wrap;
 
 pub use combined::{combined_fields, CombinedFields};
 pub use json::{FieldMap, FieldName};
-pub use time::{format_time, parse_any_time, parse_time_local};
+pub use line_parser::{Detection, Explained, LineParser, Spec};
+pub use log_format::{FormatError, LogFormat};
+pub use time::{format_time, parse_any_time, parse_time_local, TimeError, MAX_TIME, MIN_TIME};
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -246,23 +255,32 @@ impl Request {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
-    /// Detect from the first non-empty line of each input (`{` → json, else combined).
+    /// Detect per file from its first lines, and read a file that mixes formats line by line.
     Auto,
-    /// nginx/Apache combined or common log format.
+    /// The common log format family: nginx/Apache combined and common, vhost_combined, a host
+    /// or X-Forwarded-For list in front, syslog or Docker wrapped.
     Combined,
-    /// nginx JSON `log_format` (escape=json or default escaping).
+    /// JSON access logs (nginx escape=json or default escaping, Caddy, Traefik, Matomo).
     Json,
 }
 
 impl Format {
-    /// Decide the format of a file from its first bytes.
+    /// Decide the format of a file from its first bytes, for a reader without a
+    /// [`LineParser`]: `Json` for a JSON access log, `Auto` (every format, line by line) for
+    /// anything else, since a first line cannot tell a combined file from one that mixes formats
+    /// or wraps its lines in syslog or Docker records.
     pub fn sniff(first_bytes: &[u8]) -> Format {
         let first_line = first_bytes
             .split(|b| *b == b'\n')
             .find(|l| l.iter().any(|b| !b.is_ascii_whitespace()));
         match first_line {
-            Some(l) if l.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') => Format::Json,
-            _ => Format::Combined,
+            Some(l)
+                if l.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+                    && wrap::docker(l).is_none() =>
+            {
+                Format::Json
+            }
+            _ => Format::Auto,
         }
     }
 }
@@ -270,6 +288,9 @@ impl Format {
 /// Why a line was not turned into a request. Shown to the user as `file:line: reason`.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum LineError {
+    /// Not an error: empty (or blank) lines are skipped, and counted apart.
+    #[error("empty line")]
+    Empty,
     #[error("line is {0} bytes, over the {1}-byte limit (--max-line-bytes)")]
     TooLong(usize, usize),
     #[error("not valid UTF-8 text")]
@@ -286,8 +307,43 @@ pub enum LineError {
     InvalidIp(String),
     #[error("unreadable time {0:?}")]
     InvalidTime(String),
+    #[error("time {0:?} is outside 1970–2099")]
+    TimeOutOfRange(String),
     #[error("invalid status {0:?}")]
     InvalidStatus(String),
+    #[error("does not match the log format: {0}")]
+    Mismatch(String),
+    #[error("{0}, not an access-log line")]
+    NotAccessLog(&'static str),
+}
+
+impl LineError {
+    /// The short reason counted per file (`error_kinds` in decisions.json).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LineError::Empty => "empty line",
+            LineError::TooLong(..) => "line too long",
+            LineError::InvalidUtf8 => "invalid UTF-8",
+            LineError::Combined(_) => "not a combined/common line",
+            LineError::Json(_) => "invalid JSON",
+            LineError::MissingIp(_) => "no client address",
+            LineError::MissingTime(_) => "no time",
+            LineError::InvalidIp(_) => "invalid client address",
+            LineError::InvalidTime(_) => "invalid time",
+            LineError::TimeOutOfRange(_) => "time out of range",
+            LineError::InvalidStatus(_) => "invalid status",
+            LineError::Mismatch(_) => "does not match the log format",
+            LineError::NotAccessLog(_) => "not an access-log line",
+        }
+    }
+}
+
+/// The error for a time text that [`time`] did not accept.
+pub(crate) fn time_error(text: &str, e: TimeError) -> LineError {
+    match e {
+        TimeError::Unreadable => LineError::InvalidTime(clip(text, 40)),
+        TimeError::OutOfRange => LineError::TimeOutOfRange(clip(text, 40)),
+    }
 }
 
 /// Everything `parse_line` needs besides the line: resolved once before work starts.
@@ -296,19 +352,39 @@ pub struct ParseOptions {
     pub fields: FieldMap,
     /// Peers whose `X-Forwarded-For` is believed (reverse proxies, load balancers).
     pub trusted_proxies: Vec<IpNet>,
+    /// `--log-format`: the user's own format, used for every line instead of `--format`.
+    pub log_format: Option<std::sync::Arc<LogFormat>>,
+    /// `--input-tz`: times logged without a zone are this many seconds east of UTC.
+    pub input_offset_secs: i32,
 }
 
-/// Parse one line (without its newline) in a known format.
+/// Parse one line (without its newline) in a known format, without a file's detection: `Auto`
+/// tries every format bouncer knows, in a fixed order. A file's [`LineParser`] does the same
+/// with the order learned from its first lines (and explains it).
 pub fn parse_line(line: &[u8], format: Format, opts: &ParseOptions) -> Result<Request, LineError> {
-    let line = trim_line_end(line);
-    match format {
-        // serde_json validates UTF-8 itself; doing it here too cost ~5% of a JSON run.
-        Format::Json => json::parse(line, opts),
-        Format::Combined | Format::Auto => combined::parse(
-            simdutf8::basic::from_utf8(line).map_err(|_| LineError::InvalidUtf8)?,
-            opts,
-        ),
+    if opts.log_format.is_some() {
+        return line_parser::parse_auto(line, opts);
     }
+    let line = trim_line_end(line);
+    let r = match format {
+        // serde_json validates UTF-8 itself; doing it here too cost ~5% of a JSON run.
+        Format::Json => json::parse(line, &opts.fields, opts),
+        Format::Combined => match simdutf8::basic::from_utf8(line) {
+            Ok(text) => combined::parse(text, opts),
+            Err(_) => Err(LineError::InvalidUtf8),
+        },
+        Format::Auto => return line_parser::parse_auto(line, opts),
+    };
+    match r {
+        Err(_) if is_blank(line) => Err(LineError::Empty),
+        r => r,
+    }
+}
+
+/// Empty, or only spaces, tabs and line ends.
+pub fn is_blank(line: &[u8]) -> bool {
+    line.iter()
+        .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
 }
 
 fn trim_line_end(line: &[u8]) -> &[u8] {
@@ -411,8 +487,9 @@ mod tests {
     #[test]
     fn sniff_formats() {
         assert_eq!(Format::sniff(b"\n  {\"a\":1}\n"), Format::Json);
-        assert_eq!(Format::sniff(b"1.2.3.4 - - [x]"), Format::Combined);
-        assert_eq!(Format::sniff(b""), Format::Combined);
+        assert_eq!(Format::sniff(b"{\"log\":\"1.2.3.4 - -\"}"), Format::Auto);
+        assert_eq!(Format::sniff(b"1.2.3.4 - - [x]"), Format::Auto);
+        assert_eq!(Format::sniff(b""), Format::Auto);
     }
 
     #[test]

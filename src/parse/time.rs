@@ -1,37 +1,81 @@
 //! Log timestamps → UNIX seconds. `time_local` is hand-parsed (it is on every combined line, so it
 //! is the hot path); the rarer JSON forms go through chrono.
+//!
+//! Every accepted time lies in [`MIN_TIME`, `MAX_TIME`): 1970 to the end of 2099. A log time
+//! outside that range is a broken line, not a request from the year 10000 — and a time past
+//! 9999-12-31 would be written into decisions.json as `+10000-…`, which nothing reads back.
+//! Times written without a zone are read in the `--input-tz` offset (UTC by default).
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 
 const MONTHS: [&[u8; 3]; 12] = [
     b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
 ];
 
+/// 1970-01-01T00:00:00Z: the first accepted log time.
+pub const MIN_TIME: i64 = 0;
+/// 2100-01-01T00:00:00Z: the first log time past the accepted range.
+pub const MAX_TIME: i64 = 4_102_444_800;
+
+/// Why a time was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeError {
+    /// Not a time bouncer can read.
+    Unreadable,
+    /// A readable time outside 1970–2099.
+    OutOfRange,
+}
+
+fn in_range(t: i64) -> Result<i64, TimeError> {
+    if (MIN_TIME..MAX_TIME).contains(&t) {
+        Ok(t)
+    } else {
+        Err(TimeError::OutOfRange)
+    }
+}
+
 /// nginx/Apache `time_local`: `18/Jul/2023:13:44:16 +0000`.
 pub fn parse_time_local(s: &str) -> Option<i64> {
+    time_local(s, 0).ok()
+}
+
+/// `time_local`, also without its zone (`27/Jun/2013:11:55:44`, as some Apache setups and
+/// fail2ban's test logs write it; then `offset_secs` east of UTC is assumed) and with a trailing
+/// space. Returns whether the zone was in the text.
+pub fn time_local(s: &str, offset_secs: i32) -> Result<i64, TimeError> {
     let b = s.as_bytes();
-    if b.len() != 26 || b[2] != b'/' || b[6] != b'/' || b[11] != b':' || b[20] != b' ' {
-        return None;
+    if b.len() < 20 || b[2] != b'/' || b[6] != b'/' || b[11] != b':' {
+        return Err(TimeError::Unreadable);
     }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+    let num = |r: std::ops::Range<usize>| -> Result<i64, TimeError> {
         b[r].iter().try_fold(0i64, |acc, c| {
-            c.is_ascii_digit().then(|| acc * 10 + (c - b'0') as i64)
+            if c.is_ascii_digit() {
+                Ok(acc * 10 + (c - b'0') as i64)
+            } else {
+                Err(TimeError::Unreadable)
+            }
         })
     };
     let day = num(0..2)?;
-    let month = MONTHS.iter().position(|m| &b[3..6] == *m)? as i64 + 1;
+    let month = MONTHS
+        .iter()
+        .position(|m| &b[3..6] == *m)
+        .ok_or(TimeError::Unreadable)? as i64
+        + 1;
     let year = num(7..11)?;
     let (h, m, sec) = (num(12..14)?, num(15..17)?, num(18..20)?);
     if b[14] != b':' || b[17] != b':' || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
-        return None;
+        return Err(TimeError::Unreadable);
     }
-    let sign = match b[21] {
-        b'+' => 1,
-        b'-' => -1,
-        _ => return None,
+    let offset = match &b[20..] {
+        [b' ', sign @ (b'+' | b'-'), ..] if b.len() == 26 => {
+            let sign = if *sign == b'+' { 1 } else { -1 };
+            sign * (num(22..24)? * 3600 + num(24..26)? * 60)
+        }
+        [] | [b' '] => offset_secs as i64,
+        _ => return Err(TimeError::Unreadable),
     };
-    let offset = sign * (num(22..24)? * 3600 + num(24..26)? * 60);
-    Some(days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + sec - offset)
+    in_range(days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + sec - offset)
 }
 
 /// Days since 1970-01-01 (Howard Hinnant's algorithm), valid for the proleptic Gregorian calendar.
@@ -45,36 +89,74 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 }
 
 /// Any time form a JSON log carries: epoch seconds (int, float, or their string form, as `msec`
-/// logs), ISO-8601/RFC 3339 (`time_iso8601`), or `time_local`.
+/// logs), ISO-8601/RFC 3339 (`time_iso8601`), or `time_local`. Zone-less forms are read as UTC.
 pub fn parse_any_time(s: &str) -> Option<i64> {
+    any_time(s, 0).ok()
+}
+
+/// [`parse_any_time`], with zone-less times read `offset_secs` east of UTC.
+pub fn any_time(s: &str, offset_secs: i32) -> Result<i64, TimeError> {
     let s = s.trim();
-    if let Some(t) = parse_time_local(s) {
-        return Some(t);
+    match time_local(s, offset_secs) {
+        Err(TimeError::Unreadable) => {}
+        done => return done,
+    }
+    if let Some(t) = iso8601_fast(s.as_bytes()) {
+        return t;
     }
     if let Ok(f) = s.parse::<f64>() {
         return epoch_from_number(f);
     }
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Some(t.timestamp());
+        return in_range(t.timestamp());
     }
-    // ISO-8601 without a zone or with a space separator: read as UTC.
+    // ISO-8601 without a zone or with a space separator: read in the input zone.
     for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
-        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, fmt) {
-            return Some(Utc.from_utc_datetime(&t).timestamp());
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
+            return in_range(Utc.from_utc_datetime(&t).timestamp() - offset_secs as i64);
         }
     }
     DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f %z")
-        .ok()
-        .map(|t| t.timestamp())
+        .map_err(|_| TimeError::Unreadable)
+        .and_then(|t| in_range(t.timestamp()))
+}
+
+/// nginx's `$time_iso8601` (`2023-07-18T13:44:16+00:00`) without chrono: it is on every line of
+/// the JSON format README recommends. `None`: not this exact shape (the caller tries the others).
+fn iso8601_fast(b: &[u8]) -> Option<Result<i64, TimeError>> {
+    if b.len() != 25 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' {
+        return None;
+    }
+    if b[16] != b':' || !matches!(b[19], b'+' | b'-') || b[22] != b':' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        b[r].iter().try_fold(0i64, |acc, c| {
+            c.is_ascii_digit().then(|| acc * 10 + (c - b'0') as i64)
+        })
+    };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let (oh, om) = (num(20..22)?, num(23..25)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
+        return None; // let chrono say what is wrong
+    }
+    let sign = if b[19] == b'+' { 1 } else { -1 };
+    let t =
+        days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s - sign * (oh * 3600 + om * 60);
+    Some(in_range(t))
 }
 
 /// Epoch numbers: seconds, or milliseconds when the value is too large to be seconds.
-pub fn epoch_from_number(f: f64) -> Option<i64> {
-    if !f.is_finite() || f < 0.0 {
-        return None;
+pub fn epoch_from_number(f: f64) -> Result<i64, TimeError> {
+    if !f.is_finite() {
+        return Err(TimeError::Unreadable);
     }
     let secs = if f > 1e11 { f / 1000.0 } else { f };
-    (secs < 253_402_300_800.0).then_some(secs.floor() as i64)
+    if !(MIN_TIME as f64..MAX_TIME as f64).contains(&secs) {
+        return Err(TimeError::OutOfRange);
+    }
+    Ok(secs.floor() as i64)
 }
 
 /// UNIX seconds → `2023-07-18T13:44:16Z`.

@@ -71,6 +71,7 @@ SECTION_TITLE = {
     "floor-variants": "1 M lines, nginx JSON (floor variants, informational)",
     "big": "10 M lines",
     "report-cost": "1 M lines, combined (without the HTML report, informational)",
+    "log-format": "1 M lines, combined, `--log-format` (nginx docs' `combined`) vs the built-in reader",
 }
 RIVAL = {"combined": ("goaccess", "GoAccess"), "json": ("polars floor", "floor")}
 
@@ -96,6 +97,8 @@ for (section, name), r in runs.items():
             if with_report <= m or with_report - m < 0.1 * with_report else ""))
     if section == "floor-variants" and ("json", "polars floor") in med:
         ratio = "%.2f× the floor's time" % (m / med[("json", "polars floor")])
+    if section == "log-format" and name != "bouncer analyze" and ("log-format", "bouncer analyze") in med:
+        ratio = "**%.2f×** the built-in reader's time" % (m / med[("log-format", "bouncer analyze")])
     table.append("| %s | %s | %s | %s | %s | %s / %s | %d | %.1f | %s |" % (
         SECTION_TITLE.get(section, section), name, fmt_s(m), fmt_rate(r["lines"], m),
         fmt_s(statistics.median(r["cpu"])),
@@ -159,6 +162,10 @@ if ("json", "polars floor") in med and ("json", "bouncer analyze") in med:
     x = med[("json", "bouncer analyze")] / med[("json", "polars floor")]
     target("JSON 1 M: bouncer within 1.5× of the polars floor", "%.2f× the floor's time" % x,
            x <= 1.5)
+if ("log-format", "bouncer analyze") in med and ("log-format", "bouncer analyze --log-format") in med:
+    x = med[("log-format", "bouncer analyze --log-format")] / med[("log-format", "bouncer analyze")]
+    target("combined 1 M: `--log-format` within 1.3× of the built-in reader", "%.2f× its time" % x,
+           x <= 1.3)
 for (section, name), r in runs.items():
     if section == "big":
         peak = max(r["rss"])
@@ -258,6 +265,43 @@ if os.path.exists(findings):
 
 text = "\n".join(md)
 print("\n".join(table + [""] + fw_table + [""] + targets))
+if E.get("ONLY_SECTION"):
+    # A run of one section: its rows replace that section's rows of the existing file (or are
+    # added at the end of its tables); everything else stays as the last full run wrote it.
+    section = E["ONLY_SECTION"]
+    title = SECTION_TITLE.get(section, section)
+    path = os.path.join(ROOT, "BENCHMARKS.md")
+    old = open(path, encoding="utf-8").read().split("\n")
+    new_rows = [r for r in table[2:] if r.startswith("| %s |" % title)]
+    new_targets = [t for t in targets[2:] if "--log-format" in t]
+    out, in_results, in_targets = [], False, False
+    for line in old:
+        if line.startswith("## "):
+            in_results, in_targets = line == "## Results", line == "## Targets"
+        if in_results and line.startswith("| %s |" % title):
+            continue
+        if in_targets and line.startswith("|") and "--log-format" in line:
+            continue
+        out.append(line)
+    for rows_, header in ((new_rows, "## Results"), (new_targets, "## Targets")):
+        start = out.index(header)
+        end = start + 1
+        while end < len(out) and not out[end].startswith("|"):
+            end += 1
+        while end < len(out) and out[end].startswith("|"):
+            end += 1
+        out[end:end] = rows_
+    note = ("- the rows \"%s\" and their target are from a run of that section alone: `%s`, %s, "
+            "`%s` at commit `%s`%s; load average %s at the start, %s at the end" % (
+                title, E["COMMAND"].strip(), now, E.get("BOUNCER_VERSION", "?"), git, dirty,
+                E.get("LOAD_START", "?"), E.get("LOAD_END", "?")))
+    out = [l for l in out if not l.startswith("- the rows \"%s\"" % title)]
+    first_blank = out.index("", out.index("# Benchmarks") + 2)
+    last_bullet = first_blank + 1
+    while last_bullet < len(out) and out[last_bullet].startswith("- "):
+        last_bullet += 1
+    out.insert(last_bullet, note)
+    text = "\n".join(out)
 if E.get("WRITE", "1") == "1":
     with open(os.path.join(ROOT, "BENCHMARKS.md"), "w", encoding="utf-8") as f:
         f.write(text)

@@ -3,7 +3,7 @@
 # and firewall load at 100 k bans. Writes BENCHMARKS.md at the repo root.
 #
 #   xtests/bench/run.sh [--runs N] [--runs-10m N] [--skip-10m] [--skip-firewall]
-#                       [--skip-analyze] [--profile] [--no-write]
+#                       [--skip-analyze] [--only-log-format] [--profile] [--no-write]
 #
 # Environment:
 #   BENCH_DIR          generated inputs and scratch (default ~/.cache/bouncer-bench; never the repo)
@@ -18,6 +18,10 @@
 #   3. bouncer analyze on 10 M lines (combined and JSON): wall time and peak RSS
 #   4. 100 k bans loaded with ipset restore, nft -f, iptables-restore in fresh network namespaces,
 #      and the per-request and per-packet cost of each setup (curl and ping on lo in the namespace)
+#   5. bouncer analyze --log-format '<nginx docs' combined>' vs the built-in reader, 1 M combined
+#      (target: within 1.3× of its time). --only-log-format runs just this section and puts its
+#      rows into the existing BENCHMARKS.md (the other rows stay as the last full run wrote them).
+#      The parser alone, without the rest of analyze: `cargo bench --bench parse_formats`.
 #   --profile: perf record of bouncer on both 1 M files, folded by stage (perf_fold.py) into
 #              $BENCH_DIR/profile-1m-{log,jsonl}.txt
 # Wall time: date +%s%N around the command; peak RSS: GNU time's %M (maximum resident set size).
@@ -34,6 +38,8 @@ DO_10M=1
 DO_ANALYZE=1
 DO_FW=1
 DO_PROFILE=0
+DO_LOGFMT=1
+ONLY_LOGFMT=0
 WRITE=1
 COMMAND="${BOUNCER:+BOUNCER=$BOUNCER }xtests/bench/run.sh $*"
 while [ $# -gt 0 ]; do
@@ -42,7 +48,8 @@ while [ $# -gt 0 ]; do
         --runs-10m) RUNS_10M=$2; shift 2 ;;
         --skip-10m) DO_10M=0; shift ;;
         --skip-firewall) DO_FW=0; shift ;;
-        --skip-analyze) DO_ANALYZE=0; DO_10M=0; shift ;;
+        --skip-analyze) DO_ANALYZE=0; DO_10M=0; DO_LOGFMT=0; shift ;;
+        --only-log-format) ONLY_LOGFMT=1; DO_ANALYZE=0; DO_10M=0; DO_FW=0; shift ;;
         --profile) DO_PROFILE=1; shift ;;
         --no-write) WRITE=0; shift ;;
         -h|--help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -55,7 +62,7 @@ note() { printf '   %s\n' "$*" >&2; }
 
 # ------------------------------------------------------------------ tools (installed only if missing, loudly)
 need_pkgs=()
-command -v goaccess >/dev/null || need_pkgs+=(goaccess)
+[ $DO_ANALYZE = 1 ] && { command -v goaccess >/dev/null || need_pkgs+=(goaccess); }
 [ -x /usr/bin/time ] || need_pkgs+=(time)
 if [ $DO_PROFILE = 1 ]; then command -v perf >/dev/null || need_pkgs+=(linux-perf); fi
 if [ $DO_FW = 1 ]; then
@@ -121,7 +128,7 @@ gen() {   # name lines days
         python3 "$HERE/gen.py" --lines "$2" --days "$3" --out "$BENCH_DIR" --name "$1"
     fi
 }
-if [ $DO_ANALYZE = 1 ]; then gen bench-1m 1000000 3; fi
+if [ $DO_ANALYZE = 1 ] || [ $DO_LOGFMT = 1 ]; then gen bench-1m 1000000 3; fi
 if [ $DO_10M = 1 ]; then gen bench-10m 10000000 21; fi
 
 # ------------------------------------------------------------------ measuring
@@ -195,6 +202,22 @@ if [ $DO_10M = 1 ]; then
         "bouncer analyze (combined)|$L10|$BOUNCER analyze $BENCH_DIR/bench-10m.log --out $OUT" \
         "bouncer analyze (JSON)|$L10|$BOUNCER analyze $BENCH_DIR/bench-10m.jsonl --out $OUT"
     "$BOUNCER" analyze "$BENCH_DIR/bench-10m.log" --out "$OUT" > "$BENCH_DIR/bouncer-10m-summary.txt" 2>&1
+fi
+
+# ------------------------------------------------------------------ 5. --log-format
+# nginx's `combined` as the nginx docs define it, pasted as a user would.
+NGINX_COMBINED="log_format combined '\$remote_addr - \$remote_user [\$time_local] \"\$request\" \$status \$body_bytes_sent \"\$http_referer\" \"\$http_user_agent\"';"
+if [ $DO_LOGFMT = 1 ]; then
+    L1=$(python3 -c "import json; print(json.load(open('$BENCH_DIR/bench-1m.meta.json'))['lines'])")
+    say "5. combined, 1 M lines: --log-format (the nginx docs' combined) vs the built-in reader"
+    # alternate splits its commands on spaces: the format goes through a file and a wrapper.
+    printf '%s' "$NGINX_COMBINED" > "$SCRATCH/format.txt"
+    printf '#!/bin/sh\nexec "$1" analyze "$2" --out "$3" --log-format "$(cat "$4")"\n' \
+        > "$SCRATCH/with-format"
+    chmod +x "$SCRATCH/with-format"
+    alternate log-format "$RUNS" \
+        "bouncer analyze|$L1|$BOUNCER analyze $BENCH_DIR/bench-1m.log --out $OUT" \
+        "bouncer analyze --log-format|$L1|$SCRATCH/with-format $BOUNCER $BENCH_DIR/bench-1m.log $OUT $SCRATCH/format.txt"
 fi
 
 # ------------------------------------------------------------------ 4. firewall
@@ -326,10 +349,11 @@ LOAD_END=$(cut -d' ' -f1 /proc/loadavg)
 BOUNCER_VERSION=$("$BOUNCER" --version)
 RUN_AT=$(date -u '+%Y-%m-%d %H:%M UTC')
 export GIT_REV GIT_DIRTY LOAD_END BOUNCER_VERSION RUN_AT
-export BENCH_DIR ROOT COMMAND OUTPUTS RES FW BOUNCER FLOOR WRITE LOAD_START BOUNCER_SRC BOUNCER_BUILT
+ONLY_SECTION=$([ $ONLY_LOGFMT = 1 ] && echo log-format || true)
+export BENCH_DIR ROOT COMMAND OUTPUTS RES FW BOUNCER FLOOR WRITE LOAD_START BOUNCER_SRC BOUNCER_BUILT ONLY_SECTION
 # Kept so `python3 xtests/bench/report.py` can re-render BENCHMARKS.md (e.g. after editing
 # FINDINGS.md) from this run's measurements without measuring again.
-python3 -c 'import json, os, sys; json.dump({k: os.environ.get(k, "") for k in sys.argv[2:]}, open(sys.argv[1], "w"), indent=1)' \
+[ $ONLY_LOGFMT = 1 ] || python3 -c 'import json, os, sys; json.dump({k: os.environ.get(k, "") for k in sys.argv[2:]}, open(sys.argv[1], "w"), indent=1)' \
     "$BENCH_DIR/last-run.json" ROOT COMMAND OUTPUTS RES FW LOAD_START BOUNCER_SRC BOUNCER_BUILT \
     GIT_REV GIT_DIRTY LOAD_END BOUNCER_VERSION RUN_AT
 python3 "$HERE/report.py"

@@ -454,7 +454,7 @@ pub fn build(a: &Analysis, o: &ReportOptions) -> Result<Report, PlotError> {
                 requests: int(f.requests),
                 parse_errors: int(f.parse_errors),
                 has_errors: f.parse_errors > 0,
-                read_error: f.read_error.clone(),
+                read_error: f.read_error.clone().or_else(|| f.failed.clone()),
                 notes: f.notes.clone(),
             })
             .collect(),
