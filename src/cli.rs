@@ -312,17 +312,28 @@ pub enum ExportFormat {
     "Count a line up to this late (seconds) in its own second; older lines are counted as late and left out [default: 60]"
 )))]
 pub struct FollowArgs {
-    /// Access logs to follow (may not exist yet; rotation is followed).
-    #[arg(required = true, value_name = "LOG")]
+    /// Access logs to follow (may not exist yet; rotation is followed); `-` reads stdin
+    /// (`docker logs -f nginx 2>&1 | bouncer follow -`, `journalctl -f -o cat | bouncer follow -`).
+    #[arg(required_unless_present = "nginx_conf", value_name = "LOG")]
     pub logs: Vec<PathBuf>,
+
+    /// Follow the logs nginx writes: the `access_log` files of this configuration (and its
+    /// `include`s), each read with its `log_format`.
+    #[arg(long, value_name = "FILE")]
+    pub nginx_conf: Option<PathBuf>,
 
     /// Apply bans to the host firewall (root or CAP_NET_ADMIN).
     #[arg(long, conflicts_with = "dry_run")]
     pub enforce: bool,
 
-    /// Log what would be done, touch nothing (the default without --enforce).
+    /// Log what would be done, touch nothing (the default without --enforce). Everything it
+    /// prints and writes says "dry run"; Slack is not used unless --slack-in-dry-run.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Send Slack messages in a dry run too (each marked as a dry run).
+    #[arg(long)]
+    pub slack_in_dry_run: bool,
 
     /// Keep checkpoints, detector state and bans here: a restart re-reads nothing, misses
     /// nothing, and re-applies active bans.

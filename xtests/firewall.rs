@@ -686,11 +686,11 @@ impl Follower {
 }
 
 /// Firewall error lines follow printed.
+/// The lines where follow says the kernel does not hold what it wants.
 fn firewall_errors(stderr: &str) -> Vec<&str> {
     stderr
         .lines()
-        .filter(|l| l.starts_with("bouncer: firewall:"))
-        .filter(|l| !l.contains("firewall: hooks:") && !l.starts_with("bouncer: firewall: +"))
+        .filter(|l| l.starts_with("bouncer: FIREWALL FAILURE"))
         .collect()
 }
 
@@ -801,7 +801,7 @@ fn follow_on_a_docker_host_protects_host_services_and_published_ports() {
             &manifest("fixtures/mixture.log"),
             &["--backend", backend, "--from-start"],
         );
-        f.expect("firewall: +4 -0", Duration::from_secs(20));
+        f.expect("(4 banned)", Duration::from_secs(20));
         for ip in MIXTURE_BANS {
             assert!(in_kernel(&ns, backend, ip), "{backend}: {ip}");
         }
@@ -882,10 +882,13 @@ fn ipv4_bans_land_when_every_ipv6_hook_fails() {
             count_lines(&save, &hook_line(backend, "DOCKER-USER", false)),
             1
         );
-        f.expect("bouncer: firewall: IPv6: ip6tables", Duration::from_secs(5));
+        f.expect("bouncer: FIREWALL FAILURE (IPv6)", Duration::from_secs(5));
         let stderr = f.stop();
         for line in firewall_errors(&stderr) {
-            assert!(line.starts_with("bouncer: firewall: IPv6: "), "{line}");
+            assert!(
+                line.starts_with("bouncer: FIREWALL FAILURE (IPv6): "),
+                "{line}"
+            );
             assert!(line.contains("DOCKER-USER"), "{line}");
         }
         assert!(
@@ -959,7 +962,7 @@ fn bans_ipset_and_follow_share_their_sets_in_either_order() {
         &manifest("fixtures/mixture.log"),
         &["--backend", "ipset", "--from-start"],
     );
-    f.expect("firewall: +4 -0", Duration::from_secs(20));
+    f.expect("(4 banned)", Duration::from_secs(20));
     let load = run_with_timeout(
         &mut ns.command(&["ipset", "restore"]),
         Some(file.as_bytes()),
@@ -1008,7 +1011,7 @@ fn follow_removes_only_what_it_added() {
             &manifest("fixtures/mixture.log"),
             &["--backend", backend, "--from-start"],
         );
-        first.expect("firewall: +4 -0", Duration::from_secs(20));
+        first.expect("(4 banned)", Duration::from_secs(20));
         first.stop();
 
         // By hand, while nothing runs: one address in bouncer's own set or chain.

@@ -6,18 +6,17 @@
 //! the saved state, so three runs over a growing log decide exactly what one run over the whole
 //! log decides.
 
+use super::settings::{detect_settings, ingest_with_nginx_conf, report_options, ruleset_options};
 use super::Failure;
-use crate::cli::{AnalyzeArgs, DetectArgs, IngestArgs, OutputArgs};
-use crate::config::{validate_chain_name, ConfigFile};
+use crate::cli::AnalyzeArgs;
+use crate::config::ConfigFile;
 use crate::detect::{DetectSettings, Detector};
-use crate::emit::report::{ReportOptions, Templates, Zone};
-use crate::emit::{self, rulesets::RulesetOptions, Analysis};
+use crate::emit::{self, Analysis};
 use crate::ingest::checkpoint::{self, Checkpoint, Resume};
 use crate::ingest::sort::sorted_pass;
-use crate::ingest::{IngestOptions, Merge, Pending, Source, Stream};
-use crate::parse::{format_time, FieldName, LogFormat, ParseOptions};
+use crate::ingest::{Merge, Pending, Source, Stream};
+use crate::parse::format_time;
 use anyhow::{anyhow, Context};
-use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -372,77 +371,6 @@ fn unopened_report(src: &Source, e: &anyhow::Error) -> crate::ingest::FileReport
     }
 }
 
-/// A note about what `--nginx-conf` found: about one log file, or about the configuration.
-pub(crate) type ConfNote = (Option<PathBuf>, String);
-
-/// `--nginx-conf`: the logs it names join the LOG arguments, each with its format.
-pub(crate) fn ingest_with_nginx_conf(
-    args: &IngestArgs,
-    nginx_conf: Option<&Path>,
-    logs: &[PathBuf],
-    config: &ConfigFile,
-) -> Result<(IngestOptions, Vec<PathBuf>, Vec<ConfNote>), Failure> {
-    let mut logs = logs.to_vec();
-    let Some(conf) = nginx_conf else {
-        return Ok((ingest_options(args, config)?, logs, Vec::new()));
-    };
-    let nginx = super::nginx_conf::load(conf).map_err(Failure::usage)?;
-    let mut ingest = ingest_options_with(args, config, &nginx.formats)?;
-    let mut notes = Vec::new();
-    for (path, formats, at) in &nginx.files {
-        if !logs.iter().any(|l| {
-            crate::ingest::is_log_or_rotation(path, l) && l.file_name() == path.file_name()
-        }) {
-            logs.push(path.clone());
-        }
-        let names: Vec<&str> = formats.iter().map(|f| f.name.as_str()).collect();
-        notes.push((
-            Some(path.clone()),
-            format!("--nginx-conf: log_format {} ({at})", names.join(" + ")),
-        ));
-        ingest.file_formats.push((path.clone(), formats.clone()));
-    }
-    notes.extend(
-        nginx
-            .skipped
-            .iter()
-            .map(|s| (None, format!("--nginx-conf: skipped {s}"))),
-    );
-    if logs.is_empty() {
-        return Err(Failure::usage(anyhow!(
-            "{}: no access_log writes a file bouncer can read{}",
-            conf.display(),
-            nginx
-                .skipped
-                .iter()
-                .map(|s| format!("\n  {s}"))
-                .collect::<String>()
-        )));
-    }
-    Ok((ingest, logs, notes))
-}
-
-/// `--report`, `--template`, `--tz`, resolved before any work so a typo fails fast; `None` with
-/// `--no-report`.
-fn report_options(args: &AnalyzeArgs) -> Result<Option<ReportOptions>, Failure> {
-    if args.no_report {
-        return Ok(None);
-    }
-    let zone = match &args.tz {
-        Some(tz) => Zone::parse(tz).map_err(|e| Failure::usage(anyhow!("--tz {e}")))?,
-        None => Zone::utc(),
-    };
-    let templates = match &args.template {
-        Some(dir) => Templates::load_dir(dir).map_err(Failure::usage)?,
-        None => Templates::default(),
-    };
-    Ok(Some(ReportOptions {
-        zone,
-        templates,
-        ..ReportOptions::default()
-    }))
-}
-
 fn analysis(
     d: &Detector,
     inputs: Vec<crate::ingest::FileReport>,
@@ -493,142 +421,6 @@ fn sources(logs: &[PathBuf], incremental: bool) -> Result<Vec<Source>, Failure> 
         )));
     }
     Ok(sources)
-}
-
-/// Config file, then flags.
-pub(crate) fn detect_settings(
-    a: &DetectArgs,
-    config: &ConfigFile,
-) -> Result<DetectSettings, Failure> {
-    let mut s = config.detect.clone();
-    macro_rules! set {
-        ($($f:ident),*) => { $(if let Some(v) = a.$f { s.$f = v; })* };
-    }
-    set!(
-        short_secs,
-        window_secs,
-        long_secs,
-        asset_weight,
-        baseline_secs,
-        recompute_secs,
-        warmup_secs,
-        multiplier_threshold,
-        z_threshold,
-        error_surge_ratio,
-        error_surge_factor,
-        short_floor,
-        minute_floor,
-        long_floor,
-        min_clients,
-        global_min_requests,
-        episode_gap_secs,
-        ban_secs
-    );
-    for cidr in &a.allow {
-        s.allowlist
-            .push(parse_cidr(cidr).map_err(|e| Failure::usage(anyhow!("--allow {cidr}: {e}")))?);
-    }
-    s.allow_private |= a.allow_private;
-    s.validate().map_err(|e| Failure::usage(anyhow!(e)))?;
-    Ok(s)
-}
-
-pub(crate) fn ingest_options(
-    a: &IngestArgs,
-    config: &ConfigFile,
-) -> Result<IngestOptions, Failure> {
-    ingest_options_with(a, config, &[])
-}
-
-/// [`ingest_options`], where `--log-format NAME` may also name one of `defined` (the
-/// `log_format`s of `--nginx-conf`).
-pub(crate) fn ingest_options_with(
-    a: &IngestArgs,
-    config: &ConfigFile,
-    defined: &[Arc<LogFormat>],
-) -> Result<IngestOptions, Failure> {
-    let c = &config.ingest;
-    let mut parse = ParseOptions::default();
-    if let Some(def) = a.log_format.as_ref().or(c.log_format.as_ref()) {
-        let f = match defined.iter().find(|f| f.name == def.trim()) {
-            Some(f) => f.clone(),
-            None => Arc::new(
-                LogFormat::from_arg(def)
-                    .map_err(|e| Failure::usage(anyhow!("--log-format: {e}")))?,
-            ),
-        };
-        parse.log_format = Some(f);
-    }
-    let tz = a.input_tz.as_ref().unwrap_or(&c.input_tz);
-    parse.input_offset_secs = Zone::parse(tz)
-        .map_err(|e| Failure::usage(anyhow!("--input-tz {e}")))?
-        .offset_secs();
-    let field_args =
-        c.fields
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .chain(a.fields.iter().map(|f| {
-                let (k, v) = f.split_once('=').unwrap_or((f, ""));
-                (k.to_string(), v.to_string())
-            }));
-    for (name, key) in field_args {
-        let field = FieldName::from_name(&name).ok_or_else(|| {
-            let names: Vec<_> = FieldName::ALL.iter().map(|f| f.name()).collect();
-            Failure::usage(anyhow!(
-                "--field {name}={key}: unknown field {name:?} (fields: {})",
-                names.join(", ")
-            ))
-        })?;
-        if key.is_empty() {
-            return Err(Failure::usage(anyhow!("--field {name}: expected NAME=KEY")));
-        }
-        parse.fields.set(field, key);
-    }
-    for p in c.trusted_proxies.iter().chain(&a.trusted_proxies) {
-        parse
-            .trusted_proxies
-            .push(parse_cidr(p).map_err(|e| Failure::usage(anyhow!("--trusted-proxy {p}: {e}")))?);
-    }
-    let reorder_secs = a.reorder_secs.unwrap_or(c.reorder_secs);
-    if reorder_secs < 0 {
-        return Err(Failure::usage(anyhow!("--reorder-secs must be ≥ 0")));
-    }
-    let max_line_bytes = a.max_line_bytes.unwrap_or(c.max_line_bytes);
-    if max_line_bytes < 64 {
-        return Err(Failure::usage(anyhow!(
-            "--max-line-bytes must be at least 64"
-        )));
-    }
-    Ok(IngestOptions {
-        format: a.format.unwrap_or(c.format),
-        parse,
-        file_formats: Vec::new(),
-        reorder_secs,
-        max_line_bytes,
-    })
-}
-
-pub(crate) fn ruleset_options(
-    a: &OutputArgs,
-    config: &ConfigFile,
-) -> Result<RulesetOptions, Failure> {
-    let hook = a
-        .chain
-        .clone()
-        .unwrap_or_else(|| config.output.chain.clone());
-    validate_chain_name(&hook).map_err(|e| Failure::usage(anyhow!("--chain: {e}")))?;
-    Ok(RulesetOptions {
-        hook_chain: hook,
-        ban_chain: config.output.ban_chain.clone(),
-        set_name: config.output.set_name.clone(),
-    })
-}
-
-/// A CIDR, or a bare address meaning a single host.
-fn parse_cidr(s: &str) -> Result<IpNet, String> {
-    s.parse::<IpNet>()
-        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
-        .map_err(|_| "not a CIDR (e.g. 203.0.113.0/24, 2001:db8::/32) or address".to_string())
 }
 
 fn load_state(dir: &Path, settings: &DetectSettings) -> Result<Option<State>, Failure> {

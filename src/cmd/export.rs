@@ -8,7 +8,7 @@ use anyhow::Context;
 use std::io::{Read, Write};
 
 pub fn run(args: ExportArgs, config: ConfigFile) -> Result<(), Failure> {
-    let opts = super::analyze::ruleset_options(&args.output, &config)?;
+    let opts = super::settings::ruleset_options(&args.output, &config)?;
     let name = args.decisions.display().to_string();
     let mut text = String::new();
     if name == "-" {

@@ -1,7 +1,7 @@
 //! `bouncer formats`: what bouncer makes of each file's format, and why — the first thing to run
 //! on a log from an unfamiliar server. Reads only the first 64 KiB of each file.
 
-use super::analyze::ingest_with_nginx_conf;
+use super::settings::ingest_with_nginx_conf;
 use super::{exit, Failure};
 use crate::cli::FormatsArgs;
 use crate::config::ConfigFile;

@@ -6,6 +6,7 @@ pub mod export;
 pub mod follow;
 pub mod formats;
 mod nginx_conf;
+pub mod settings;
 
 use crate::cli::{Cli, Command};
 use crate::config::ConfigFile;

@@ -8,6 +8,7 @@
 //! regular file (a FIFO, a device) is refused too. A new file gets the mode the umask allows: it
 //! says who was banned and why.
 
+use super::sink::{Note, Sink};
 use crate::detect::live::Event;
 use crate::parse::format_time;
 use serde_json::{json, Value};
@@ -43,9 +44,72 @@ impl Audit {
     }
 
     pub fn write(&mut self, event: &Event, now: i64) -> std::io::Result<()> {
-        let mut line = serde_json::to_string(&record(event, now)).map_err(std::io::Error::other)?;
+        self.write_value(&record(event, now))
+    }
+
+    fn write_value(&mut self, v: &Value) -> std::io::Result<()> {
+        let mut line = serde_json::to_string(v).map_err(std::io::Error::other)?;
         line.push('\n');
         self.file.write_all(line.as_bytes())
+    }
+}
+
+/// The audit log as a sink: every event, what the firewall did or failed to do, Slack failures,
+/// state-save failures. In a dry run each record says `"dry_run": true`.
+pub struct AuditSink {
+    audit: Audit,
+    dry_run: bool,
+    /// The last write error, said once.
+    failing: Option<String>,
+}
+
+impl AuditSink {
+    pub fn new(audit: Audit, dry_run: bool) -> AuditSink {
+        AuditSink {
+            audit,
+            dry_run,
+            failing: None,
+        }
+    }
+}
+
+impl Sink for AuditSink {
+    fn name(&self) -> &'static str {
+        "audit"
+    }
+
+    fn note(&mut self, note: &Note, now: i64) {
+        let at = format_time(now);
+        let mut v = match note {
+            Note::Core(e) => record(e, now),
+            Note::Firewall(f) => {
+                let mut v = serde_json::to_value(f).unwrap_or_default();
+                v["event"] = json!("FIREWALL");
+                v["at"] = json!(at);
+                v
+            }
+            Note::Slack(s) => json!({
+                "event": "SLACK_FAILED", "at": at, "error": s.error,
+                "failed": s.failed, "dropped": s.dropped,
+            }),
+            Note::Input { name, note } => {
+                json!({"event": "INPUT", "at": at, "input": name, "note": note})
+            }
+            Note::StateSave { error } => json!({"event": "STATE_SAVE", "at": at, "error": error}),
+        };
+        if self.dry_run {
+            v["dry_run"] = json!(true);
+        }
+        match self.audit.write_value(&v) {
+            Ok(()) => self.failing = None,
+            Err(e) => {
+                let e = e.to_string();
+                if self.failing.as_ref() != Some(&e) {
+                    eprintln!("bouncer: audit log: {e}");
+                    self.failing = Some(e);
+                }
+            }
+        }
     }
 }
 

@@ -6,10 +6,14 @@
 //! derived from it, so a human can review and edit decisions before anything is enforced.
 
 pub mod audit;
+pub mod console;
+pub mod enforce;
 pub mod firewall;
 pub mod report;
 pub mod rulesets;
+pub mod sink;
 pub mod slack;
+pub mod snapshot;
 pub mod summary;
 
 use crate::detect::{

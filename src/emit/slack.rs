@@ -15,12 +15,14 @@ use std::time::Duration;
 const QUEUE: usize = 256;
 const RETRIES: u32 = 3;
 
-/// Counters shared with the main loop (shown in the status line and audit).
+/// Counters shared with the main loop (status line, audit, dashboard, metrics).
 #[derive(Debug, Default)]
 pub struct SlackStats {
     pub sent: AtomicU64,
     pub failed: AtomicU64,
     pub dropped: AtomicU64,
+    /// Why the last message failed (an HTTP status or a connection error; never the URL).
+    pub last_error: std::sync::Mutex<Option<String>>,
 }
 
 pub struct Slack {
@@ -52,6 +54,7 @@ impl Slack {
                 for msg in rx {
                     let mut delay = Duration::from_millis(500);
                     let mut ok = false;
+                    let mut error = None;
                     for attempt in 0..RETRIES {
                         match client.post(url.as_str()).json(&msg).send() {
                             Ok(r) if r.status().is_success() => {
@@ -59,9 +62,15 @@ impl Slack {
                                 break;
                             }
                             Ok(r) if r.status().as_u16() == 429 || r.status().is_server_error() => {
+                                error = Some(format!("HTTP {}", r.status()));
                             }
-                            Ok(_) => break, // 4xx other than 429: retrying will not help
-                            Err(_) => {}
+                            Ok(r) => {
+                                // 4xx other than 429: retrying will not help
+                                error = Some(format!("HTTP {}", r.status()));
+                                break;
+                            }
+                            // Without the URL: it is a secret.
+                            Err(e) => error = Some(connection_error(&e)),
                         }
                         if attempt + 1 < RETRIES {
                             std::thread::sleep(delay);
@@ -70,6 +79,9 @@ impl Slack {
                     }
                     let counter = if ok { &st.sent } else { &st.failed };
                     counter.fetch_add(1, Ordering::Relaxed);
+                    if let (false, Some(e)) = (ok, error) {
+                        *st.last_error.lock().expect("slack stats") = Some(e);
+                    }
                 }
             })
             .map_err(|e| format!("cannot start the Slack thread: {e}"))?;
@@ -81,20 +93,26 @@ impl Slack {
         })
     }
 
-    /// Queue the message for an event, if it is one we announce. Never blocks.
-    pub fn notify(&mut self, event: &Event, log_time: i64) {
+    /// Queue the message for an event, if it is one we announce, with `tag` added to its text
+    /// ("[dry run]", "not enforced: …"). Never blocks.
+    pub fn notify(&mut self, event: &Event, log_time: i64, tag: &str) {
         let msg = match event {
             Event::GlobalAnomaly { .. } => {
                 if self.last_global.is_some_and(|t| log_time - t < 60) {
                     return; // cooldown: at most one site-wide alert a minute
                 }
                 self.last_global = Some(log_time);
-                message(event)
+                message(event, tag)
             }
             Event::BaselineUpdate { .. } => return,
-            _ => message(event),
+            _ => message(event, tag),
         };
         let Some(msg) = msg else { return };
+        self.send(msg);
+    }
+
+    /// Queue a message of our own (a firewall failure). Never blocks.
+    pub fn send(&mut self, msg: Value) {
         if let Some(tx) = &self.tx {
             match tx.try_send(msg) {
                 Ok(()) => {}
@@ -120,6 +138,145 @@ impl Slack {
     }
 }
 
+/// A plain-text message (a firewall failure).
+pub fn plain(text: &str) -> Value {
+    let t = text
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    json!({"text": t, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": t}}]})
+}
+
+/// A connection error without the URL (which holds the webhook's secret).
+fn connection_error(e: &reqwest::Error) -> String {
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else {
+        "request failed"
+    };
+    match e.url().and_then(|u| u.host_str()) {
+        Some(host) => format!("{what} ({host})"),
+        None => what.to_string(),
+    }
+}
+
+/// Slack as a sink. With `--enforce`, a BAN is announced once the kernel holds it (or, if the
+/// firewall fails, as decided but NOT enforced); in a dry run only with `--slack-in-dry-run`,
+/// each message marked as a dry run. Failures come back as notes (rate-limited by the console).
+pub struct SlackSink {
+    slack: Option<Slack>,
+    stats: Arc<SlackStats>,
+    dry_run: bool,
+    /// Bans decided, waiting for the kernel.
+    pending: std::collections::BTreeMap<std::net::IpAddr, (Event, i64)>,
+    seen: (u64, u64),
+}
+
+impl SlackSink {
+    pub fn new(slack: Slack, dry_run: bool) -> SlackSink {
+        SlackSink {
+            stats: slack.stats.clone(),
+            slack: Some(slack),
+            dry_run,
+            pending: Default::default(),
+            seen: (0, 0),
+        }
+    }
+}
+
+impl super::sink::Sink for SlackSink {
+    fn name(&self) -> &'static str {
+        "slack"
+    }
+
+    fn note(&mut self, note: &super::sink::Note, now: i64) {
+        use super::sink::{FirewallNote, Note};
+        let Some(slack) = self.slack.as_mut() else {
+            return;
+        };
+        let dry = if self.dry_run {
+            "dry run: not enforced"
+        } else {
+            ""
+        };
+        match note {
+            Note::Core(e @ Event::Ban { ip, .. }) if !self.dry_run => {
+                self.pending.insert(*ip, (e.clone(), now));
+            }
+            Note::Core(e @ Event::GlobalAnomaly { decision }) => slack.notify(e, decision.at, ""),
+            Note::Core(e) => slack.notify(e, now, dry),
+            Note::Firewall(FirewallNote::Applied { added, .. }) => {
+                for ip in added {
+                    if let Some((e, at)) = self.pending.remove(ip) {
+                        slack.notify(&e, at, "enforced");
+                    }
+                }
+            }
+            Note::Firewall(FirewallNote::Failed { family, error, .. }) => {
+                let stuck: Vec<std::net::IpAddr> = self
+                    .pending
+                    .keys()
+                    .filter(|ip| super::firewall::Family::of(ip).to_string() == *family)
+                    .copied()
+                    .collect();
+                for ip in stuck {
+                    if let Some((e, at)) = self.pending.remove(&ip) {
+                        slack.notify(
+                            &e,
+                            at,
+                            &format!("NOT enforced: the {family} firewall fails"),
+                        );
+                    }
+                }
+                slack.send(plain(&format!(
+                    ":warning: bouncer FIREWALL FAILURE ({family}): bans bouncer believes active are not in the kernel: {error}"
+                )));
+            }
+            _ => {}
+        }
+    }
+
+    fn report(&self, snapshot: &mut super::snapshot::Snapshot) {
+        snapshot.slack = Some(super::snapshot::SlackStatus {
+            sent: self.stats.sent.load(Ordering::Relaxed),
+            failed: self.stats.failed.load(Ordering::Relaxed),
+            dropped: self.stats.dropped.load(Ordering::Relaxed),
+            last_error: self.stats.last_error.lock().expect("slack stats").clone(),
+        });
+    }
+
+    fn take_notes(&mut self) -> Vec<super::sink::Note> {
+        let now = (
+            self.stats.failed.load(Ordering::Relaxed),
+            self.stats.dropped.load(Ordering::Relaxed),
+        );
+        if now == self.seen {
+            return Vec::new();
+        }
+        self.seen = now;
+        let error = self
+            .stats
+            .last_error
+            .lock()
+            .expect("slack stats")
+            .clone()
+            .unwrap_or_else(|| "queue full: message dropped".into());
+        vec![super::sink::Note::Slack(super::sink::SlackNote {
+            error,
+            failed: now.0,
+            dropped: now.1,
+        })]
+    }
+
+    fn shutdown(&mut self, grace: Duration) {
+        if let Some(s) = self.slack.take() {
+            s.shutdown(grace);
+        }
+    }
+}
+
 fn duration_text(secs: Option<i64>) -> String {
     match secs {
         None => "permanent".into(),
@@ -132,7 +289,7 @@ fn duration_text(secs: Option<i64>) -> String {
 /// The Slack payload for an event: `text` for notifications and old clients, `blocks` for
 /// the rest. Log-derived text never goes in (only IPs and numbers), so nothing needs escaping
 /// beyond Slack's `&`, `<`, `>`.
-pub fn message(event: &Event) -> Option<Value> {
+pub fn message(event: &Event, tag: &str) -> Option<Value> {
     let (text, fields) = match event {
         Event::Ban { ip, ban, decision } => (
             format!(
@@ -191,6 +348,11 @@ pub fn message(event: &Event) -> Option<Value> {
             )
         }
         Event::BaselineUpdate { .. } => return None,
+    };
+    let text = if tag.is_empty() {
+        text
+    } else {
+        format!("{text} — {tag}")
     };
     let esc = |s: &str| {
         s.replace('&', "&amp;")

@@ -10,16 +10,20 @@
 
 pub mod checkpoint;
 pub mod reader;
+pub mod reorder;
 pub mod sort;
 pub mod tail;
+
+pub use reorder::{Pending, Reorder};
 
 use crate::parse::{
     self, Detection, Format, LineError, LineParser, LogFormat, ParseOptions, Request, Spec,
 };
+use checkpoint::Checkpoint;
 use rayon::prelude::*;
-use reader::LineReader;
+use reader::{LineReader, LineSource, Next};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -29,9 +33,6 @@ use std::sync::Arc;
 /// How many example errors per file are kept for the summary and report.
 pub const ERROR_EXAMPLES: usize = 5;
 const BATCH_LINES: usize = 16 * 1024;
-/// Hard cap on requests held for reordering: past it the oldest is released early (and, if a
-/// later line turns out older, counted as late). Keeps memory bounded on dense logs.
-const MAX_PENDING: usize = 1 << 20;
 
 /// Ingest settings, resolved before work starts.
 #[derive(Debug, Clone)]
@@ -130,162 +131,6 @@ pub fn is_log_or_rotation(log: &Path, file: &Path) -> bool {
     rotation && dir(log) == dir(file)
 }
 
-/// A request waiting in a reorder buffer, ordered by (time, arrival).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Pending {
-    pub time: i64,
-    pub seq: u64,
-    pub req: Request,
-}
-
-impl PartialEq for Pending {
-    fn eq(&self, o: &Self) -> bool {
-        (self.time, self.seq) == (o.time, o.seq)
-    }
-}
-impl Eq for Pending {}
-impl PartialOrd for Pending {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Pending {
-    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        (self.time, self.seq).cmp(&(o.time, o.seq))
-    }
-}
-
-/// A reorder buffer: requests leave in time order, and within a second in the canonical order
-/// of [`Request::order_key`] (so the order of lines within a second, or of files, never changes
-/// a decision). Log times are whole seconds, so requests wait in per-second queues, kept in a
-/// deque sorted by second: a request for the newest second (nearly every one, in a real log) is
-/// one push at the back, and a second's queue is sorted once, when it starts to leave. Releasing
-/// is the caller's rule (`analyze`: `reorder_secs` older than the newest seen).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Reorder {
-    by_second: VecDeque<Second>,
-    len: usize,
-    newest: Option<i64>,
-    /// Emptied queues kept for reuse (one allocation per second otherwise).
-    #[serde(skip)]
-    spare: Vec<VecDeque<Request>>,
-}
-
-/// The requests of one second, and whether they are in canonical order.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct Second {
-    time: i64,
-    queue: VecDeque<Request>,
-    sorted: bool,
-}
-
-impl Second {
-    fn push(&mut self, req: Request) {
-        if self.sorted {
-            if let Some(last) = self.queue.back() {
-                self.sorted = last.order_key() <= req.order_key();
-            }
-        }
-        self.queue.push_back(req);
-    }
-}
-
-impl Reorder {
-    pub fn from_pending(mut pending: Vec<Pending>) -> Reorder {
-        pending.sort();
-        let mut r = Reorder::default();
-        for p in pending {
-            r.push(p.req);
-        }
-        r
-    }
-
-    pub fn push(&mut self, req: Request) {
-        let t = req.time;
-        self.newest = Some(self.newest.map_or(t, |n| n.max(t)));
-        self.len += 1;
-        match self.by_second.back_mut() {
-            Some(sec) if sec.time == t => sec.push(req),
-            Some(sec) if sec.time > t => {
-                // Out of order: find its second (binary search over at most `reorder_secs`).
-                match self.by_second.binary_search_by_key(&t, |s| s.time) {
-                    Ok(i) => self.by_second[i].push(req),
-                    Err(i) => {
-                        let sec = self.new_second(t, req);
-                        self.by_second.insert(i, sec);
-                    }
-                }
-            }
-            _ => {
-                let sec = self.new_second(t, req);
-                self.by_second.push_back(sec);
-            }
-        }
-    }
-
-    fn new_second(&mut self, time: i64, req: Request) -> Second {
-        let mut queue = self.spare.pop().unwrap_or_default();
-        queue.push_back(req);
-        Second {
-            time,
-            queue,
-            sorted: true,
-        }
-    }
-
-    /// Newest log time pushed so far.
-    pub fn newest(&self) -> Option<i64> {
-        self.newest
-    }
-
-    /// Time of the oldest request waiting.
-    pub fn peek_time(&self) -> Option<i64> {
-        self.by_second.front().map(|s| s.time)
-    }
-
-    pub fn pop(&mut self) -> Option<Request> {
-        let sec = self.by_second.front_mut()?;
-        if !sec.sorted {
-            sec.queue
-                .make_contiguous()
-                .sort_unstable_by_key(|r| r.order_key());
-            sec.sorted = true;
-        }
-        let req = sec.queue.pop_front();
-        if sec.queue.is_empty() {
-            if let Some(sec) = self.by_second.pop_front() {
-                if self.spare.len() < 64 {
-                    self.spare.push(sec.queue);
-                }
-            }
-        }
-        self.len -= req.is_some() as usize;
-        req
-    }
-
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Everything waiting, oldest first (for checkpoints).
-    pub fn pending(&self) -> Vec<Pending> {
-        self.by_second
-            .iter()
-            .flat_map(|s| s.queue.iter())
-            .enumerate()
-            .map(|(seq, req)| Pending {
-                time: req.time,
-                seq: seq as u64,
-                req: req.clone(),
-            })
-            .collect()
-    }
-}
-
 /// Where an input comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
@@ -378,20 +223,29 @@ impl Stream {
             ..Default::default()
         };
         let worker = Worker {
-            reader: LineReader::new(decoded, opts.max_line_bytes, line_no, offset),
-            parser,
+            reader: Box::new(LineReader::new(
+                decoded,
+                opts.max_line_bytes,
+                line_no,
+                offset,
+            )),
+            parser: Some(parser),
+            spec: opts.spec_for(source),
             reorder: Reorder::from_pending(pending),
-            released_upto: None,
             opts,
             // An archive is never appended to: nothing of it needs to wait for a next run.
-            flush_at_end: flush_at_end || gzip,
+            release: Release::Reorder {
+                flush_at_end: flush_at_end || gzip,
+            },
             progress,
             progress_seen: offset,
             report: report.clone(),
             committed_offset: offset,
             line: line_no,
+            stop: Default::default(),
         };
-        let (batches, recycle) = worker.spawn();
+        let (tx, batches) = std::sync::mpsc::sync_channel::<Batch>(2);
+        let recycle = worker.spawn(move |b| tx.send(b).is_ok());
         Ok(Stream {
             report,
             batches,
@@ -450,6 +304,150 @@ impl Stream {
     /// the stream is exhausted.
     pub fn pending(&self) -> Vec<Pending> {
         self.pending.clone()
+    }
+}
+
+/// A live input of `follow`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LiveSource {
+    /// A file, tailed through rotations (it may not exist yet).
+    Tail(PathBuf),
+    /// Standard input until it ends (`docker logs -f nginx 2>&1 | bouncer follow -`).
+    Stdin,
+}
+
+impl LiveSource {
+    pub fn from_arg(arg: &Path) -> LiveSource {
+        if arg.as_os_str() == "-" {
+            LiveSource::Stdin
+        } else {
+            LiveSource::Tail(arg.to_path_buf())
+        }
+    }
+
+    pub fn name(&self) -> String {
+        match self {
+            LiveSource::Stdin => "<stdin>".to_string(),
+            LiveSource::Tail(p) => p.display().to_string(),
+        }
+    }
+}
+
+/// `follow`'s inputs: each read by a reader thread of its own — the same parsing, format
+/// detection and error accounting as `analyze`'s files — releasing requests at once, all into
+/// one queue the loop waits on.
+pub struct LiveInputs {
+    rx: std::sync::mpsc::Receiver<(usize, Batch)>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    /// Per input: its report and where it was left, as of the last batch taken.
+    pub reports: Vec<FileReport>,
+    pub checkpoints: Vec<Option<Checkpoint>>,
+    /// Inputs that ended (stdin closed).
+    pub ended: Vec<bool>,
+    /// Notes already handed out, per input.
+    notes_out: Vec<usize>,
+}
+
+impl LiveInputs {
+    /// Start a reader thread per input. A file with a checkpoint in `saved` resumes there; one
+    /// without starts at `start` (its end, unless `--from-start`).
+    pub fn open(
+        sources: &[LiveSource],
+        opts: Arc<IngestOptions>,
+        saved: &[Checkpoint],
+        start: tail::StartAt,
+    ) -> Result<LiveInputs, InputError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Batch)>(64);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut reports = Vec::new();
+        let mut checkpoints = Vec::new();
+        for (i, src) in sources.iter().enumerate() {
+            let name = src.name();
+            let (reader, spec, notes): (Box<dyn LineSource>, Spec, Vec<String>) = match src {
+                LiveSource::Tail(p) => {
+                    let t =
+                        tail::TailFile::open(p, saved, start).map_err(|e| InputError::Open {
+                            path: name.clone(),
+                            source: e,
+                        })?;
+                    let notes = t.notes.clone();
+                    let spec = opts.spec_for(&Source::File(p.clone()));
+                    let source = tail::TailSource::new(t, opts.max_line_bytes);
+                    (Box::new(source), spec, notes)
+                }
+                LiveSource::Stdin => {
+                    let r = LineReader::new(io::stdin(), opts.max_line_bytes, 0, 0);
+                    (Box::new(r), opts.spec_for(&Source::Stdin), Vec::new())
+                }
+            };
+            let report = FileReport {
+                name,
+                format: "detected on the first lines".into(),
+                notes,
+                ..Default::default()
+            };
+            checkpoints.push(reader.checkpoint());
+            let worker = Worker {
+                reader,
+                parser: None,
+                spec,
+                reorder: Reorder::default(),
+                opts: opts.clone(),
+                release: Release::Immediately,
+                progress: Arc::new(AtomicU64::new(0)),
+                progress_seen: 0,
+                report: report.clone(),
+                committed_offset: 0,
+                line: 0,
+                stop: stop.clone(),
+            };
+            let tx = tx.clone();
+            // Spent batches are freed on this side: a live batch is small.
+            drop(worker.spawn(move |b| tx.send((i, b)).is_ok()));
+            reports.push(report);
+        }
+        let n = sources.len();
+        Ok(LiveInputs {
+            rx,
+            stop,
+            reports,
+            checkpoints,
+            ended: vec![false; n],
+            notes_out: vec![0; n],
+        })
+    }
+
+    /// Wait up to `timeout` for requests from any input: (input, requests). `None` when nothing
+    /// came (or every input ended).
+    pub fn recv(&mut self, timeout: std::time::Duration) -> Option<(usize, Vec<Request>)> {
+        let (i, batch) = self.rx.recv_timeout(timeout).ok()?;
+        if let Some(live) = batch.live {
+            self.reports[i] = live.report;
+            if live.checkpoint.is_some() {
+                self.checkpoints[i] = live.checkpoint;
+            }
+        }
+        if batch.end.is_some() {
+            self.ended[i] = true;
+        }
+        Some((i, batch.released))
+    }
+
+    /// Notes of the inputs not handed out yet: (input name, note).
+    pub fn take_notes(&mut self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (r, seen) in self.reports.iter().zip(&mut self.notes_out) {
+            for n in r.notes.iter().skip(*seen) {
+                out.push((r.name.clone(), n.clone()));
+            }
+            *seen = r.notes.len();
+        }
+        out
+    }
+
+    /// Ask every reader thread to stop (it sends its last batch when it next has nothing).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
     }
 }
 
@@ -555,11 +553,20 @@ impl Merge {
     }
 }
 
-/// Requests released in time order by a reader thread.
-struct Batch {
+/// Requests released by a reader thread.
+pub struct Batch {
     released: Vec<Request>,
     /// Set on the last batch: no batch follows.
     end: Option<End>,
+    /// Live tails: the file's report so far and where it was left, after these requests.
+    live: Option<LiveUpdate>,
+}
+
+/// How far a live input has got: its report and its checkpoint.
+#[derive(Debug, Clone)]
+pub struct LiveUpdate {
+    pub report: FileReport,
+    pub checkpoint: Option<Checkpoint>,
 }
 
 /// What a reader thread knows when its input ends.
@@ -572,45 +579,69 @@ struct End {
     pending: Vec<Pending>,
 }
 
-/// A reader thread's state: read lines, parse a batch at a time in parallel (rayon, lines in
-/// one shared buffer), reorder, count. Runs on its own thread, handing batches over a short
-/// queue, so reading, parsing and reordering overlap detection.
+/// How a reader thread lets requests go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Release {
+    /// Finite inputs: through the reorder buffer (`reorder_secs`); everything at the end when
+    /// the input is complete (not in incremental runs, where the tail waits for more lines).
+    Reorder { flush_at_end: bool },
+    /// Live tails: at once, in line order. The detector counts a line up to its tolerance late
+    /// in its own second, so holding lines back would only delay bans.
+    Immediately,
+}
+
+/// How long a reader thread waits before asking an idle live source again.
+const IDLE_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// A reader thread's state: read lines from any [`LineSource`], parse a batch at a time in
+/// parallel (rayon, lines in one shared buffer), release them (reorder or at once), count.
+/// Runs on its own thread, handing batches over a short queue, so reading, parsing and
+/// reordering overlap detection.
 struct Worker {
-    reader: LineReader<Box<dyn Read + Send>>,
-    parser: LineParser,
+    reader: Box<dyn LineSource>,
+    /// The parser, or what to detect it from (a live tail's format is decided on its first
+    /// lines, which may come long after it was opened).
+    parser: Option<LineParser>,
+    spec: Spec,
     opts: Arc<IngestOptions>,
     reorder: Reorder,
-    /// Time of the last request released: an older one arriving now is out of order.
-    released_upto: Option<i64>,
-    /// Release everything at the end (false in incremental runs: the tail waits for more lines).
-    flush_at_end: bool,
+    release: Release,
     /// Raw bytes read, shared with the progress bar.
     progress: Arc<AtomicU64>,
     progress_seen: u64,
     report: FileReport,
     committed_offset: u64,
     line: u64,
+    /// Set to stop a live worker (it then sends its last batch).
+    stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Worker {
+    /// Run on a thread of its own, handing each batch to `send` (false: nobody listens, stop).
     fn spawn(
         mut self,
-    ) -> (
-        std::sync::mpsc::Receiver<Batch>,
-        std::sync::mpsc::SyncSender<Vec<Request>>,
-    ) {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(2);
+        mut send: impl FnMut(Batch) -> bool + Send + 'static,
+    ) -> std::sync::mpsc::SyncSender<Vec<Request>> {
         let (recycle_tx, recycle_rx) = std::sync::mpsc::sync_channel::<Vec<Request>>(4);
         let work = move || loop {
             while recycle_rx.try_recv().is_ok() {} // free spent batches here
             let (released, last) = self.next_batch();
             let end = last.then(|| End {
-                report: std::mem::take(&mut self.report),
+                report: self.report.clone(),
                 committed_offset: self.committed_offset,
                 line: self.line,
                 pending: self.reorder.pending(),
             });
-            if tx.send(Batch { released, end }).is_err() || last {
+            let live = (self.release == Release::Immediately).then(|| LiveUpdate {
+                report: self.report.clone(),
+                checkpoint: self.reader.checkpoint(),
+            });
+            if !send(Batch {
+                released,
+                end,
+                live,
+            }) || last
+            {
                 return; // receiver gone, or done
             }
         };
@@ -618,26 +649,43 @@ impl Worker {
             .name("bouncer-read".into())
             .spawn(work)
             .expect("spawn reader thread");
-        (rx, recycle_tx)
+        recycle_tx
     }
 
-    /// Read and parse up to `BATCH_LINES` lines; returns the requests that became releasable,
-    /// and whether the input ended.
+    /// Read and parse up to `BATCH_LINES` lines (a live source: what it has now, waiting while
+    /// it has nothing); returns the requests released, and whether the input ended.
     fn next_batch(&mut self) -> (Vec<Request>, bool) {
         let mut buf: Vec<u8> = Vec::with_capacity(BATCH_LINES * 256);
-        let mut spans: Vec<(usize, usize, reader::LineMeta)> = Vec::with_capacity(BATCH_LINES);
+        let mut spans: Vec<(usize, usize, reader::LineMeta)> = Vec::new();
         let mut last = false;
         while spans.len() < BATCH_LINES {
+            if !spans.is_empty() && self.reader.would_block() {
+                break; // send what is here before waiting for more
+            }
             let from = buf.len();
             match self.reader.next_line_into(&mut buf) {
-                Some(meta) => spans.push((from, buf.len(), meta)),
-                None => {
+                Next::Line(meta) => spans.push((from, buf.len(), meta)),
+                Next::Idle if spans.is_empty() => {
+                    if self.stop.load(Ordering::Relaxed) {
+                        last = true;
+                        break;
+                    }
+                    self.report.notes.extend(self.reader.take_notes());
+                    std::thread::sleep(IDLE_POLL);
+                }
+                Next::Idle => break,
+                Next::End => {
                     last = true;
                     break;
                 }
             }
         }
-        if last && self.reader.partial_tail && !self.flush_at_end {
+        self.report.notes.extend(self.reader.take_notes());
+        let flush_at_end = match self.release {
+            Release::Reorder { flush_at_end } => flush_at_end,
+            Release::Immediately => true,
+        };
+        if last && self.reader.partial_tail() && !flush_at_end {
             // An incremental run leaves a partial last line for the next run.
             if let Some((_, _, m)) = spans.pop() {
                 self.report.notes.push(format!(
@@ -646,15 +694,35 @@ impl Worker {
                 ));
             }
         }
+        if self.parser.is_none() && !spans.is_empty() {
+            // A live tail's first lines: decide its format on them.
+            let mut sample = Vec::new();
+            for (a, b, _) in spans.iter().take(200) {
+                sample.extend_from_slice(&buf[*a..*b]);
+                sample.push(b'\n');
+            }
+            let (parser, detection) = LineParser::detect(
+                self.spec.clone(),
+                &sample,
+                true,
+                spans[0].2.number,
+                &self.opts.parse,
+            );
+            self.report.format = detection.format.clone();
+            self.report.notes.extend(detection.notes.clone());
+            self.parser = Some(parser);
+        }
         let (opts, parser) = (&self.opts, &self.parser);
         let results: Vec<Result<Request, LineError>> = spans
             .par_iter()
-            .map(|(a, b, m)| match m.too_long {
-                Some(n) => Err(LineError::TooLong(n, opts.max_line_bytes)),
-                None => parser.parse_line(&buf[*a..*b]),
+            .map(|(a, b, m)| match (m.too_long, parser) {
+                (Some(n), _) => Err(LineError::TooLong(n, opts.max_line_bytes)),
+                (None, Some(p)) => p.parse_line(&buf[*a..*b]),
+                (None, None) => unreachable!("a parser exists once there are lines"),
             })
             .collect();
         let mut released = Vec::with_capacity(results.len());
+        let reorder_secs = self.opts.reorder_secs;
         for ((_, _, meta), result) in spans.iter().zip(results) {
             self.report.lines += 1;
             self.committed_offset = meta.end_offset;
@@ -662,21 +730,24 @@ impl Worker {
             match result {
                 Ok(req) => {
                     self.report.requests += 1;
-                    if self.released_upto.is_some_and(|r| req.time < r) {
-                        self.report.out_of_order += 1;
+                    match self.release {
+                        Release::Immediately => released.push(req),
+                        Release::Reorder { .. } => {
+                            if self.reorder.push_release(req, reorder_secs, &mut released) {
+                                self.report.out_of_order += 1;
+                            }
+                        }
                     }
-                    self.reorder.push(req);
-                    self.release(&mut released, false);
                 }
                 Err(LineError::Empty) => self.report.empty_lines += 1,
                 Err(e) => record_error(&mut self.report, meta.number, e),
             }
         }
         if last {
-            if self.flush_at_end {
-                self.release(&mut released, true);
+            if flush_at_end {
+                self.reorder.release(reorder_secs, &mut released, true);
             }
-            if let Some(e) = self.reader.error.take() {
+            if let Some(e) = self.reader.take_error() {
                 let what = if self.report.gzip {
                     "truncated or corrupt gzip"
                 } else {
@@ -691,22 +762,6 @@ impl Worker {
         );
         self.progress_seen = self.committed_offset;
         (released, last)
-    }
-
-    /// Move every request the reorder rule lets go (all of them with `all`) into `out`: those
-    /// `reorder_secs` older than the newest seen, or the oldest while over `MAX_PENDING`.
-    fn release(&mut self, out: &mut Vec<Request>, all: bool) {
-        while let Some(top) = self.reorder.peek_time() {
-            let releasable = self
-                .reorder
-                .newest()
-                .is_none_or(|m| top <= m - self.opts.reorder_secs);
-            if !(all || releasable || self.reorder.len() > MAX_PENDING) {
-                break;
-            }
-            self.released_upto = Some(self.released_upto.map_or(top, |r| r.max(top)));
-            out.extend(self.reorder.pop());
-        }
     }
 }
 

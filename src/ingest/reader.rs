@@ -129,6 +129,64 @@ impl<R: Read> LineReader<R> {
     }
 }
 
+/// What a line source has next.
+#[derive(Debug)]
+pub enum Next {
+    Line(LineMeta),
+    /// Nothing now (a live tail): ask again later.
+    Idle,
+    /// The source ended.
+    End,
+}
+
+/// Where a reader thread gets its lines: a finite reader (file, gzip, stdin) or a live tail
+/// ([`super::tail::TailSource`]). One reader thread parses and releases what any source gives.
+pub trait LineSource: Send {
+    /// The next line appended to `out` (at most `max_line` bytes of it).
+    fn next_line_into(&mut self, out: &mut Vec<u8>) -> Next;
+    /// Whether the next call may wait for input (a reader thread sends what it has first).
+    fn would_block(&self) -> bool {
+        false
+    }
+    /// The last line delivered had no newline (the source ended mid-line).
+    fn partial_tail(&self) -> bool {
+        false
+    }
+    /// A read error that ended the source.
+    fn take_error(&mut self) -> Option<io::Error> {
+        None
+    }
+    /// Notes for the file's report ("rotated: …").
+    fn take_notes(&mut self) -> Vec<String> {
+        Vec::new()
+    }
+    /// Where a live tail was left (complete lines only).
+    fn checkpoint(&self) -> Option<super::checkpoint::Checkpoint> {
+        None
+    }
+}
+
+impl<R: Read + Send> LineSource for LineReader<R> {
+    fn next_line_into(&mut self, out: &mut Vec<u8>) -> Next {
+        match LineReader::next_line_into(self, out) {
+            Some(m) => Next::Line(m),
+            None => Next::End,
+        }
+    }
+
+    fn would_block(&self) -> bool {
+        self.start == self.end && !self.eof
+    }
+
+    fn partial_tail(&self) -> bool {
+        self.partial_tail
+    }
+
+    fn take_error(&mut self) -> Option<io::Error> {
+        self.error.take()
+    }
+}
+
 /// Where a line was, without its bytes.
 #[derive(Debug, Clone, Copy)]
 pub struct LineMeta {

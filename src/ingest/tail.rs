@@ -9,7 +9,8 @@
 //! Where each file was left is a [`Checkpoint`], so a restart re-reads nothing and misses nothing.
 
 use super::checkpoint::{self, Checkpoint, Resume};
-use super::reader::Line;
+use super::reader::{Line, LineMeta, LineSource, Next};
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -181,6 +182,86 @@ impl TailFile {
             };
         }
         Some(c)
+    }
+}
+
+/// A live tail as a line source for a reader thread: lines as they are appended, `Idle` while
+/// nothing is new, never `End`. A read error (permissions changed, a disk error) is a note and a
+/// retry on the next poll, not the end of following.
+pub struct TailSource {
+    tail: TailFile,
+    max_line: usize,
+    queue: VecDeque<Line>,
+    notes: Vec<String>,
+    /// The last read error, so the same one is noted once.
+    last_error: Option<String>,
+    /// Where the file was left the last time every polled line had been handed out.
+    handed_out: Option<Checkpoint>,
+}
+
+impl TailSource {
+    pub fn new(tail: TailFile, max_line: usize) -> TailSource {
+        let handed_out = tail.checkpoint();
+        TailSource {
+            tail,
+            max_line,
+            queue: VecDeque::new(),
+            notes: Vec::new(),
+            last_error: None,
+            handed_out,
+        }
+    }
+}
+
+impl LineSource for TailSource {
+    fn next_line_into(&mut self, out: &mut Vec<u8>) -> Next {
+        if self.queue.is_empty() {
+            let mut lines = Vec::new();
+            match self.tail.poll(self.max_line, &mut lines) {
+                Ok(()) => self.last_error = None,
+                Err(e) => {
+                    let e = e.to_string();
+                    if self.last_error.as_ref() != Some(&e) {
+                        self.notes.push(format!("cannot read: {e} (retrying)"));
+                        self.last_error = Some(e);
+                    }
+                }
+            }
+            self.notes.append(&mut self.tail.notes);
+            self.queue.extend(lines);
+        }
+        match self.queue.pop_front() {
+            Some(line) => {
+                out.extend_from_slice(&line.bytes);
+                if self.queue.is_empty() {
+                    self.handed_out = self.tail.checkpoint();
+                }
+                Next::Line(LineMeta {
+                    number: line.number,
+                    end_offset: line.end_offset,
+                    too_long: line.too_long,
+                })
+            }
+            None => Next::Idle,
+        }
+    }
+
+    fn would_block(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    fn take_notes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notes)
+    }
+
+    fn checkpoint(&self) -> Option<Checkpoint> {
+        // Lines polled but not yet handed out are not consumed: until the queue is empty again,
+        // the checkpoint stays where it was (a restart may read them twice, never lose them).
+        if self.queue.is_empty() {
+            self.tail.checkpoint()
+        } else {
+            self.handed_out.clone()
+        }
     }
 }
 

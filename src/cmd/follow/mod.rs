@@ -1,0 +1,457 @@
+//! `bouncer follow`: tail live logs, decide with the same detector as `analyze`, enforce bans on
+//! the host firewall, lift them on schedule, tell Slack, write an audit log and a status file.
+//!
+//! One pipeline, as in `analyze`: sources → parse → detect → sinks.
+//! - **Sources**: each input ([`LiveInputs`]: a tailed file, or stdin) has a reader thread with
+//!   the same parsing, format detection and error accounting as `analyze`'s files; requests are
+//!   released at once (the detector counts a line up to `--reorder-secs` late in its own second).
+//! - **The loop** (this module) pushes requests into the live core ([`Live`]), and on every tick
+//!   (200 ms, and at once after a request that decided something) turns what happened into
+//!   [`Note`]s for the sinks, builds a [`Snapshot`], saves the state when due.
+//! - **Sinks** ([`crate::emit::sink`]): console, audit log, firewall, Slack, status file. The
+//!   loop never waits on one: the firewall and Slack have threads of their own, and what those
+//!   learn (a ban is in the kernel, the kernel lost it, Slack is down) comes back as notes.
+//!
+//! A failed state save (a full disk) does not stop enforcement: bans go on from memory, the
+//! failure is said everywhere, and the save is retried.
+
+mod commands;
+mod replay;
+mod state;
+
+pub use commands::{status, unban};
+
+use super::settings::FollowSettings;
+use super::Failure;
+use crate::cli::FollowArgs;
+use crate::config::ConfigFile;
+use crate::detect::bans::BanBook;
+use crate::detect::live::{Event, Live};
+use crate::detect::Detector;
+use crate::emit::audit::{Audit, AuditSink};
+use crate::emit::console::ConsoleSink;
+use crate::emit::enforce::{FirewallSink, OwnedHandle};
+use crate::emit::firewall::{self, Enforcer, Exec};
+use crate::emit::sink::{FirewallNote, Note, Sinks};
+use crate::emit::slack::{Slack, SlackSink};
+use crate::emit::snapshot::{BanStatus, Snapshot, StatusFileSink};
+use crate::ingest::tail::StartAt;
+use crate::ingest::{LiveInputs, LiveSource};
+use anyhow::{anyhow, Context};
+use std::collections::{BTreeSet, VecDeque};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often the loop ticks when no request arrives.
+const TICK_MS: i64 = 200;
+/// State saves: at least this often, and after every ban change.
+const SAVE_EVERY_SECS: i64 = 5;
+/// `status.json`: this often.
+const STATUS_FILE_EVERY_SECS: i64 = 2;
+/// Requests per second kept for the snapshot (15 minutes).
+const PER_SECOND_KEPT: usize = 900;
+
+pub(crate) fn wall_now() -> i64 {
+    wall_ms().div_euclid(1000)
+}
+
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+pub fn run(args: FollowArgs, config: ConfigFile) -> Result<(), Failure> {
+    if args.replay {
+        return replay::run(args, config);
+    }
+    let s = FollowSettings::resolve(&args, &config)?;
+    if s.enforce && s.state.is_none() {
+        eprintln!("bouncer: note: without --state, bans are forgotten on restart (the kernel keeps them until you remove them)");
+    }
+    let pid_guard = match &s.state {
+        Some(dir) => Some(state::PidFile::create(dir).map_err(Failure::input)?),
+        None => None,
+    };
+    let saved = match &s.state {
+        Some(dir) => state::load(dir).map_err(Failure::input)?,
+        None => None,
+    };
+    let (mut live, checkpoints, owned) = match saved {
+        Some(st) if *st.live.detector.settings() == s.detect => (st.live, st.checkpoints, st.owned),
+        Some(st) => {
+            eprintln!("bouncer: detection settings changed since the saved state: baselines start over; bans and strikes are kept");
+            let live = Live::new(
+                Detector::new(s.detect.clone()),
+                st.live.bans,
+                s.tolerance_secs,
+            );
+            (live, st.checkpoints, st.owned)
+        }
+        None => (
+            Live::new(
+                Detector::new(s.detect.clone()),
+                BanBook::new(s.schedule.clone(), s.decay_secs),
+                s.tolerance_secs,
+            ),
+            Vec::new(),
+            BTreeSet::new(),
+        ),
+    };
+    live.bans.schedule = s.schedule.clone();
+    live.bans.decay_secs = s.decay_secs;
+
+    let sources: Vec<LiveSource> = s.logs.iter().map(|p| LiveSource::from_arg(p)).collect();
+    let start = if s.from_start {
+        StartAt::Beginning
+    } else {
+        StartAt::End
+    };
+    let inputs = LiveInputs::open(&sources, s.ingest.clone(), &checkpoints, start)
+        .map_err(Failure::input)?;
+    for (path, note) in &s.conf_notes {
+        match path {
+            Some(p) => eprintln!("bouncer: {}: {note}", p.display()),
+            None => eprintln!("bouncer: {note}"),
+        }
+    }
+
+    let term = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, term.clone())
+            .map_err(|e| Failure::input(anyhow!("cannot handle signals: {e}")))?;
+    }
+    let usr1 = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGUSR1, usr1.clone())
+        .map_err(|e| Failure::input(anyhow!("cannot handle signals: {e}")))?;
+
+    let (sinks, owned_handle, describe) = sinks(&s, &live, owned, usr1)?;
+    eprintln!(
+        "bouncer: following {} file(s); enforcement: {describe}; {} active ban(s) restored",
+        sources.len(),
+        live.bans.active().len()
+    );
+    let mut l = Loop {
+        dry_run: !s.enforce,
+        state_dir: s.state.clone(),
+        backend: format!("{:?}", s.backend).to_lowercase(),
+        live,
+        inputs,
+        sinks,
+        owned: owned_handle,
+        snapshot: Snapshot {
+            bouncer_version: env!("CARGO_PKG_VERSION").into(),
+            pid: std::process::id(),
+            started: wall_now(),
+            dry_run: !s.enforce,
+            ..Default::default()
+        },
+        per_second: VecDeque::new(),
+        lines_seen: VecDeque::new(),
+        last_save: i64::MIN,
+        dirty: true,
+        save_error: None,
+    };
+    l.run(&term);
+    drop(pid_guard);
+    Ok(())
+}
+
+/// The sinks of this run: console, audit log, firewall (with `--enforce`), Slack, status file.
+fn sinks(
+    s: &FollowSettings,
+    live: &Live,
+    owned: BTreeSet<IpAddr>,
+    usr1: Arc<AtomicBool>,
+) -> Result<(Sinks, Option<OwnedHandle>, String), Failure> {
+    let dry_run = !s.enforce;
+    let mut sinks = Sinks::default();
+    sinks.push(ConsoleSink::new(dry_run, usr1, wall_now()));
+    if let Some(p) = &s.audit {
+        let audit = Audit::open(p)
+            .with_context(|| format!("{}: cannot open audit log", p.display()))
+            .map_err(Failure::input)?;
+        sinks.push(AuditSink::new(audit, dry_run));
+    }
+    let mut owned_handle = None;
+    let describe = if s.enforce {
+        let fw = firewall::kernel(s.backend, s.rules.clone(), Exec::host());
+        // Entries an earlier run added are ours to lift when their bans end (also those that
+        // ended while follow was down); restored bans are too, for states of older versions.
+        let mut ours = owned;
+        ours.extend(live.bans.active().keys().copied());
+        let enforcer = Enforcer::new(fw, s.hooks.clone(), s.ownership).with_owned(ours);
+        let describe = enforcer.describe();
+        let desired: BTreeSet<IpAddr> = live.bans.active().keys().copied().collect();
+        let sink = FirewallSink::start(enforcer, desired, Duration::from_secs(s.reconcile_secs))
+            .map_err(|e| Failure::input(anyhow!("cannot start the firewall thread: {e}")))?;
+        owned_handle = Some(sink.owned_handle());
+        sinks.push(sink);
+        describe
+    } else {
+        "none (dry run: add --enforce to ban on the host firewall)".to_string()
+    };
+    if let Some(url) = &s.slack_webhook {
+        if s.enforce || s.slack_in_dry_run {
+            let slack = Slack::start(url.clone()).map_err(|e| Failure::usage(anyhow!(e)))?;
+            sinks.push(SlackSink::new(slack, dry_run));
+        }
+    }
+    if let Some(dir) = &s.state {
+        sinks.push(StatusFileSink::new(dir, STATUS_FILE_EVERY_SECS));
+    }
+    Ok((sinks, owned_handle, describe))
+}
+
+struct Loop {
+    dry_run: bool,
+    state_dir: Option<PathBuf>,
+    backend: String,
+    live: Live,
+    inputs: LiveInputs,
+    sinks: Sinks,
+    owned: Option<OwnedHandle>,
+    /// Counters and recent events carried from tick to tick.
+    snapshot: Snapshot,
+    /// Requests per wall second (last 15 minutes), and (wall second, lines read) for the rate.
+    per_second: VecDeque<(i64, u32)>,
+    lines_seen: VecDeque<(i64, u64)>,
+    last_save: i64,
+    dirty: bool,
+    save_error: Option<String>,
+}
+
+impl Loop {
+    fn run(&mut self, term: &AtomicBool) {
+        let mut next_tick = wall_ms();
+        while !term.load(Ordering::Relaxed) {
+            let wait = (next_tick - wall_ms()).clamp(1, TICK_MS);
+            if let Some((_, requests)) = self.inputs.recv(Duration::from_millis(wait as u64)) {
+                let decided = self.live.detector.decisions().len();
+                let now_ms = wall_ms();
+                for r in &requests {
+                    self.live.push(r, now_ms);
+                }
+                self.count(now_ms.div_euclid(1000), requests.len());
+                if self.live.detector.decisions().len() > decided {
+                    // A ban waits for nothing: publish it now, not at the next tick.
+                    self.tick(now_ms, false);
+                }
+            }
+            let now_ms = wall_ms();
+            if now_ms >= next_tick {
+                self.tick(now_ms, true);
+                next_tick = now_ms + TICK_MS;
+            }
+        }
+        // Shutdown: stop reading, publish and save what is decided, let the sinks finish.
+        self.inputs.stop();
+        let now_ms = wall_ms();
+        self.tick(now_ms, true);
+        self.save(now_ms.div_euclid(1000), true);
+        self.sinks.shutdown(Duration::from_secs(3));
+        eprintln!(
+            "bouncer: stopped; {} active ban(s) {}",
+            self.live.bans.active().len(),
+            if self.state_dir.is_some() {
+                "saved"
+            } else {
+                "forgotten (no --state)"
+            }
+        );
+    }
+
+    fn count(&mut self, sec: i64, requests: usize) {
+        match self.per_second.back_mut() {
+            Some((s, n)) if *s == sec => *n += requests as u32,
+            _ => {
+                self.per_second.push_back((sec, requests as u32));
+                while self.per_second.len() > PER_SECOND_KEPT {
+                    self.per_second.pop_front();
+                }
+            }
+        }
+    }
+
+    /// Publish what happened; with `full`, also the sinks' own news, the inbox, the snapshot
+    /// and the state save.
+    fn tick(&mut self, now_ms: i64, full: bool) {
+        let now = now_ms.div_euclid(1000);
+        let mut notes: Vec<Note> = Vec::new();
+        for e in self.live.tick(now_ms) {
+            if let Event::Ban { ip, .. } = &e {
+                if self.live.detector.is_allowlisted(ip) {
+                    continue; // belt and braces: the detector never decides these
+                }
+            }
+            notes.push(Note::Core(e));
+        }
+        notes.extend(
+            self.inputs
+                .take_notes()
+                .into_iter()
+                .map(|(name, note)| Note::Input { name, note }),
+        );
+        if full {
+            notes.extend(self.sinks.take_notes());
+            if let Some(dir) = &self.state_dir {
+                notes.extend(
+                    state::take_inbox(dir, &mut self.live)
+                        .into_iter()
+                        .map(Note::Core),
+                );
+            }
+        }
+        for n in &notes {
+            self.remember(n, now);
+        }
+        self.sinks.publish(&notes, now);
+        if full {
+            let snapshot = self.build_snapshot(now);
+            self.snapshot = self.sinks.snapshot(snapshot);
+            self.save(now, false);
+        }
+    }
+
+    /// Keep totals and the recent events for the snapshot; a ban change makes the state dirty.
+    fn remember(&mut self, n: &Note, now: i64) {
+        let s = &mut self.snapshot;
+        let (kind, text) = match n {
+            Note::Core(Event::Ban { ip, decision, .. }) => {
+                s.bans_total += 1;
+                self.dirty = true;
+                ("BAN", format!("{ip}: {}", decision.reason))
+            }
+            Note::Core(Event::Unban { ip, why, .. }) => {
+                s.unbans_total += 1;
+                self.dirty = true;
+                ("UNBAN", format!("{ip} ({why:?})"))
+            }
+            Note::Core(Event::GlobalAnomaly { decision }) => {
+                s.alerts_total += 1;
+                ("ALERT", decision.reason.clone())
+            }
+            Note::Core(Event::BaselineUpdate { .. }) => return,
+            Note::Firewall(FirewallNote::Applied {
+                added,
+                removed,
+                banned,
+            }) => (
+                "FIREWALL",
+                format!(
+                    "+{} -{} ({banned} in the kernel)",
+                    added.len(),
+                    removed.len()
+                ),
+            ),
+            Note::Firewall(FirewallNote::Repaired { restored }) => {
+                ("FIREWALL", format!("{restored} lost ban(s) put back"))
+            }
+            Note::Firewall(FirewallNote::Failed { family, error, .. }) => {
+                ("FIREWALL", format!("{family} FAILING: {error}"))
+            }
+            Note::Firewall(FirewallNote::Recovered { family }) => {
+                ("FIREWALL", format!("{family} working again"))
+            }
+            Note::Firewall(FirewallNote::Hooks { hooks }) => {
+                ("FIREWALL", format!("hooks: {hooks}"))
+            }
+            Note::Slack(sl) => ("SLACK", format!("failed: {}", sl.error)),
+            Note::Input { name, note } => ("INPUT", format!("{name}: {note}")),
+            Note::StateSave { error } => (
+                "STATE",
+                error
+                    .clone()
+                    .map(|e| format!("not saved: {e}"))
+                    .unwrap_or_else(|| "saved again".into()),
+            ),
+        };
+        s.push_recent(now, kind, text);
+    }
+
+    fn build_snapshot(&mut self, now: i64) -> Snapshot {
+        let mut s = std::mem::take(&mut self.snapshot);
+        s.now = now;
+        s.inputs = self.inputs.reports.clone();
+        s.lines = s.inputs.iter().map(|r| r.lines).sum();
+        s.requests = s.inputs.iter().map(|r| r.requests).sum();
+        s.parse_errors = s.inputs.iter().map(|r| r.parse_errors).sum();
+        self.lines_seen.push_back((now, s.lines));
+        while self.lines_seen.front().is_some_and(|(t, _)| now - t > 10) {
+            self.lines_seen.pop_front();
+        }
+        s.lines_per_sec = match (self.lines_seen.front(), self.lines_seen.back()) {
+            (Some((t0, l0)), Some((t1, l1))) if t1 > t0 => (l1 - l0) as f64 / (t1 - t0) as f64,
+            _ => 0.0,
+        };
+        let d = &self.live.detector;
+        s.late = d.stats().late;
+        s.log_now = d.stats().last_time;
+        s.warmed_up = d.warmed_up_now();
+        s.limits = d.limits().to_vec();
+        (s.clients, s.site) = d.baselines();
+        s.bans = self
+            .live
+            .bans
+            .active()
+            .iter()
+            .map(|(ip, b)| BanStatus {
+                ip: *ip,
+                since: b.since,
+                until: b.until,
+                strike: b.strike,
+                reason: b.reason.clone(),
+                enforced: false,
+            })
+            .collect();
+        s.per_second = self.per_second.iter().copied().collect();
+        s.state_error = self.save_error.clone();
+        s.dry_run = self.dry_run;
+        s
+    }
+
+    /// Save the state when due (or `force`d). A failure is said once, enforcement goes on from
+    /// memory, and the next tick retries.
+    fn save(&mut self, now: i64, force: bool) {
+        let Some(dir) = self.state_dir.clone() else {
+            return;
+        };
+        let due = self.dirty || now - self.last_save >= SAVE_EVERY_SECS || force;
+        if !due || (self.save_error.is_some() && now == self.last_save && !force) {
+            return;
+        }
+        let st = state::State {
+            version: state::STATE_VERSION,
+            live: self.live.clone(),
+            checkpoints: self.inputs.checkpoints.iter().flatten().cloned().collect(),
+            backend: Some(self.backend.clone()),
+            owned: self.owned.as_ref().map(|o| o.get()).unwrap_or_default(),
+        };
+        self.last_save = now;
+        match state::save(&dir, &st) {
+            Ok(()) => {
+                self.dirty = false;
+                if self.save_error.take().is_some() {
+                    let n = Note::StateSave { error: None };
+                    self.remember(&n, now);
+                    self.sinks.publish(&[n], now);
+                }
+            }
+            Err(e) => {
+                let e = format!("{e:#}");
+                if self.save_error.as_ref() != Some(&e) {
+                    let n = Note::StateSave {
+                        error: Some(e.clone()),
+                    };
+                    self.remember(&n, now);
+                    self.sinks.publish(&[n], now);
+                }
+                self.save_error = Some(e);
+            }
+        }
+    }
+}
