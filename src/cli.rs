@@ -88,8 +88,17 @@ pub enum Command {
 pub struct AnalyzeArgs {
     /// Access logs to read (`-` = stdin). Plain or gzip, any format bouncer reads (see
     /// `bouncer formats`).
-    #[arg(required_unless_present = "nginx_conf", value_name = "LOG")]
+    #[arg(required_unless_present_any = ["nginx_conf", "from_parquet"], value_name = "LOG")]
     pub logs: Vec<PathBuf>,
+
+    /// Detect over the per-minute aggregates that `--parquet` wrote on one or many nodes
+    /// instead of logs: a directory, a file, or a glob (`'fleet/**'`, `'fleet/host=web-*/**'`).
+    /// Rows of the same client and minute are added up across nodes. Writes the usual outputs.
+    #[arg(long, value_name = "GLOB", help_heading = "Fleet", conflicts_with_all = ["logs", "nginx_conf", "state", "parquet"])]
+    pub from_parquet: Option<String>,
+
+    #[command(flatten)]
+    pub fleet: FleetArgs,
 
     /// Read the access logs an nginx configuration writes, each in its own `log_format`
     /// (`include`s followed). LOG arguments are added; one named like a configured log or its
@@ -376,6 +385,14 @@ pub struct FollowArgs {
     pub replay: bool,
 
     #[command(flatten)]
+    pub fleet: FleetArgs,
+
+    /// With --parquet: write a file of the closed minutes (and the bans) this often
+    /// [default: 5]
+    #[arg(long, value_name = "MINUTES", help_heading = "Fleet")]
+    pub parquet_roll_mins: Option<u64>,
+
+    #[command(flatten)]
     pub ingest: IngestArgs,
 
     #[command(flatten)]
@@ -422,6 +439,19 @@ pub struct UnbanArgs {
     pub backend: Option<crate::emit::firewall::Backend>,
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// Parquet output for fleet-wide queries (DuckDB, polars, Spark) and `--from-parquet`.
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Fleet")]
+pub struct FleetArgs {
+    /// Write per-(client, minute) aggregates and the decisions as Parquet under DIR,
+    /// hive-partitioned: DIR/host=<node>/date=YYYY-MM-DD/{minutes,decisions}-….parquet
+    #[arg(long, value_name = "DIR")]
+    pub parquet: Option<PathBuf>,
+    /// This node's name in host=<node> [default: [fleet] node, else the host name]
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
 }
 
 /// `64K`, `512M`, `2G` or plain bytes.

@@ -21,6 +21,26 @@ pub struct ConfigFile {
     pub ingest: IngestConfig,
     pub output: OutputConfig,
     pub follow: FollowConfig,
+    pub fleet: FleetConfig,
+}
+
+/// `[fleet]`: Parquet aggregates.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FleetConfig {
+    /// This node's name in `host=<node>` (default: the host name).
+    pub node: Option<String>,
+    /// `follow --parquet`: minutes between two files.
+    pub parquet_roll_mins: u64,
+}
+
+impl Default for FleetConfig {
+    fn default() -> Self {
+        FleetConfig {
+            node: None,
+            parquet_roll_mins: 5,
+        }
+    }
 }
 
 /// `[follow]`: the live side.

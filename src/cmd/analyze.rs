@@ -6,11 +6,15 @@
 //! the saved state, so three runs over a growing log decide exactly what one run over the whole
 //! log decides.
 
-use super::settings::{detect_settings, ingest_with_nginx_conf, report_options, ruleset_options};
+use super::settings::{
+    detect_settings, fleet_dir, ingest_with_nginx_conf, report_options, ruleset_options,
+};
 use super::Failure;
 use crate::cli::AnalyzeArgs;
 use crate::config::ConfigFile;
 use crate::detect::{DetectSettings, Detector};
+use crate::emit::parquet::MinuteFiles;
+use crate::emit::rulesets::RulesetOptions;
 use crate::emit::{self, Analysis};
 use crate::ingest::checkpoint::{self, Checkpoint, Resume};
 use crate::ingest::sort::sorted_pass;
@@ -39,6 +43,9 @@ struct State {
 }
 
 pub fn run(args: AnalyzeArgs, config: ConfigFile) -> Result<(), Failure> {
+    if args.from_parquet.is_some() {
+        return super::fleet::run(args, config);
+    }
     let settings = detect_settings(&args.detect, &config)?;
     let (ingest, logs, conf_notes) = ingest_with_nginx_conf(
         &args.ingest,
@@ -54,6 +61,9 @@ pub fn run(args: AnalyzeArgs, config: ConfigFile) -> Result<(), Failure> {
         .clone()
         .unwrap_or_else(|| config.output.dir.clone());
     let sources = sources(&logs, args.state.is_some())?;
+    // Incremental runs add files; a whole run replaces the files of the minutes it covers.
+    let mut parquet =
+        fleet_dir(&args.fleet, &config, args.state.is_none())?.map(|dir| MinuteFiles::new(dir, 0));
 
     let mut state = match &args.state {
         Some(dir) => load_state(dir, &settings)?,
@@ -145,6 +155,9 @@ pub fn run(args: AnalyzeArgs, config: ConfigFile) -> Result<(), Failure> {
     let mut n = 0u64;
     while let Some(req) = merge.next_request() {
         detector.observe(req);
+        if let Some(p) = &mut parquet {
+            p.observe(req);
+        }
         n += 1;
         if n.is_multiple_of(1 << 16) {
             if let Some(b) = &bar {
@@ -171,9 +184,17 @@ pub fn run(args: AnalyzeArgs, config: ConfigFile) -> Result<(), Failure> {
             })
             .collect();
         detector = Detector::new(settings.clone());
-        let (streams, _) = sorted_pass(&inputs, &ingest, budget, |req| detector.observe(req))
-            .context("sorting the input by time")
-            .map_err(Failure::input)?;
+        if let Some(p) = &mut parquet {
+            p.restart();
+        }
+        let (streams, _) = sorted_pass(&inputs, &ingest, budget, |req| {
+            detector.observe(req);
+            if let Some(p) = &mut parquet {
+                p.observe(req);
+            }
+        })
+        .context("sorting the input by time")
+        .map_err(Failure::input)?;
         merge.streams = streams;
     }
 
@@ -266,21 +287,63 @@ pub fn run(args: AnalyzeArgs, config: ConfigFile) -> Result<(), Failure> {
     }
 
     let analysis = analysis(&detector, reports, lines, parse_errors);
-    std::fs::create_dir_all(&out_dir)
+    let out = Outputs {
+        dir: out_dir,
+        rules,
+        report,
+    };
+    write_outputs(&analysis, &out, &args)?;
+    if let Some(p) = parquet {
+        let root = p.dir.root.clone();
+        let w = p
+            .finish(&analysis.decisions)
+            .context("--parquet")
+            .map_err(Failure::input)?;
+        if !args.quiet {
+            eprintln!(
+                "bouncer: parquet: {} rows in {} files ({} bytes) under {}",
+                w.rows,
+                w.files.len(),
+                w.bytes,
+                root.display()
+            );
+        }
+    }
+    match partial {
+        Some(f) => Err(f),
+        None => Ok(()),
+    }
+}
+
+/// Where `analyze` writes, resolved before any work.
+pub(super) struct Outputs {
+    pub dir: PathBuf,
+    pub rules: RulesetOptions,
+    pub report: Option<emit::report::ReportOptions>,
+}
+
+/// decisions.json, the ban lists, the report and the summary (stdout unless `--quiet`).
+pub(super) fn write_outputs(
+    analysis: &Analysis,
+    out: &Outputs,
+    args: &AnalyzeArgs,
+) -> Result<(), Failure> {
+    let (out_dir, rules) = (&out.dir, &out.rules);
+    std::fs::create_dir_all(out_dir)
         .with_context(|| format!("{}: cannot create output directory", out_dir.display()))
         .map_err(Failure::input)?;
-    let files = emit::render_all(&analysis, &rules).map_err(Failure::input)?;
+    let files = emit::render_all(analysis, rules).map_err(Failure::input)?;
     for (name, text) in files {
         let path = out_dir.join(name);
         emit::write_atomic(&path, text.as_bytes())
             .with_context(|| format!("{}: cannot write", path.display()))
             .map_err(Failure::input)?;
     }
-    let report_path = match report {
+    let report_path = match out.report.clone() {
         Some(mut o) => {
             o.out_dir = out_dir.display().to_string();
             o.rules = rules.clone();
-            let html = emit::report::render(&analysis, &o).map_err(Failure::usage)?;
+            let html = emit::report::render(analysis, &o).map_err(Failure::usage)?;
             let path = args
                 .report
                 .clone()
@@ -294,18 +357,15 @@ pub fn run(args: AnalyzeArgs, config: ConfigFile) -> Result<(), Failure> {
     };
     if !args.quiet {
         let text = emit::summary::render(
-            &analysis,
+            analysis,
             args.top,
             Some(&out_dir.display().to_string()),
             report_path.as_deref(),
-            &rules,
+            rules,
         );
         std::io::stdout().lock().write_all(text.as_bytes())?;
     }
-    match partial {
-        Some(f) => Err(f),
-        None => Ok(()),
-    }
+    Ok(())
 }
 
 /// Each input's verdict, once all are read: an input with lines of which not one could be read
@@ -371,7 +431,7 @@ fn unopened_report(src: &Source, e: &anyhow::Error) -> crate::ingest::FileReport
     }
 }
 
-fn analysis(
+pub(super) fn analysis(
     d: &Detector,
     inputs: Vec<crate::ingest::FileReport>,
     lines: u64,

@@ -3,6 +3,7 @@
 
 pub mod analyze;
 pub mod export;
+mod fleet;
 pub mod follow;
 pub mod formats;
 mod nginx_conf;

@@ -4,11 +4,12 @@
 //! typo fails here, before any work starts.
 
 use super::Failure;
-use crate::cli::{AnalyzeArgs, DetectArgs, FollowArgs, IngestArgs, OutputArgs};
+use crate::cli::{AnalyzeArgs, DetectArgs, FleetArgs, FollowArgs, IngestArgs, OutputArgs};
 use crate::config::{validate_chain_name, ConfigFile};
 use crate::detect::bans::Schedule;
 use crate::detect::DetectSettings;
 use crate::emit::firewall::{self, Backend, HookPlan, Ownership};
+use crate::emit::parquet::{default_node, validate_node, FleetDir};
 use crate::emit::report::{ReportOptions, Templates, Zone};
 use crate::emit::rulesets::RulesetOptions;
 use crate::ingest::IngestOptions;
@@ -225,6 +226,29 @@ pub(crate) fn parse_cidr(s: &str) -> Result<IpNet, String> {
         .map_err(|_| "not a CIDR (e.g. 203.0.113.0/24, 2001:db8::/32) or address".to_string())
 }
 
+/// `--parquet DIR` and the node name (flag, then `[fleet] node`, then the host name).
+/// `replace`: a file of the same name is replaced (analyze) or kept (follow, incremental runs).
+pub(crate) fn fleet_dir(
+    a: &FleetArgs,
+    config: &ConfigFile,
+    replace: bool,
+) -> Result<Option<FleetDir>, Failure> {
+    let Some(root) = &a.parquet else {
+        return Ok(None);
+    };
+    let node = a
+        .node
+        .clone()
+        .or_else(|| config.fleet.node.clone())
+        .unwrap_or_else(default_node);
+    validate_node(&node).map_err(|e| Failure::usage(anyhow!("--node: {e}")))?;
+    Ok(Some(FleetDir {
+        root: root.clone(),
+        node,
+        replace,
+    }))
+}
+
 /// `follow`'s tolerance for late lines: a line up to this much older than the newest is counted
 /// in its own second (nginx logs at completion, Apache at the start of a request).
 pub const FOLLOW_TOLERANCE_SECS: i64 = 60;
@@ -254,6 +278,9 @@ pub struct FollowSettings {
     /// Send Slack messages in a dry run too (marked as such).
     pub slack_in_dry_run: bool,
     pub from_start: bool,
+    /// `--parquet`: where the minute aggregates go, and how often a file is written.
+    pub parquet: Option<FleetDir>,
+    pub parquet_roll_secs: u64,
 }
 
 impl FollowSettings {
@@ -303,6 +330,12 @@ impl FollowSettings {
             slack_webhook: webhook,
             slack_in_dry_run: args.slack_in_dry_run,
             from_start: args.from_start,
+            parquet: fleet_dir(&args.fleet, config, false)?,
+            parquet_roll_secs: 60
+                * args
+                    .parquet_roll_mins
+                    .unwrap_or(config.fleet.parquet_roll_mins)
+                    .max(1),
         })
     }
 }

@@ -9,6 +9,8 @@ pub mod audit;
 pub mod console;
 pub mod enforce;
 pub mod firewall;
+pub mod minutes;
+pub mod parquet;
 pub mod report;
 pub mod rulesets;
 pub mod sink;

@@ -63,6 +63,9 @@ pub struct SlackNote {
 
 pub trait Sink: Send {
     fn name(&self) -> &'static str;
+    /// Requests as the loop reads them (after the detector), for outputs made from the traffic
+    /// itself (Parquet aggregates). Called once per batch; it must stay cheap: no I/O here.
+    fn requests(&mut self, _requests: &[crate::parse::Request]) {}
     /// A note, at wall time `now` (UNIX seconds).
     fn note(&mut self, _note: &Note, _now: i64) {}
     /// Add what this sink knows to the snapshot before it is published (the firewall its
@@ -85,6 +88,13 @@ pub struct Sinks(pub Vec<Box<dyn Sink>>);
 impl Sinks {
     pub fn push(&mut self, sink: impl Sink + 'static) {
         self.0.push(Box::new(sink));
+    }
+
+    /// Hand a batch of requests to every sink.
+    pub fn requests(&mut self, requests: &[crate::parse::Request]) {
+        for s in &mut self.0 {
+            s.requests(requests);
+        }
     }
 
     /// Publish notes to every sink.

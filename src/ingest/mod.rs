@@ -9,6 +9,7 @@
 //! Invariant: memory is bounded by the reorder window and the batch size, never by file size.
 
 pub mod checkpoint;
+pub mod parquet;
 pub mod reader;
 pub mod reorder;
 pub mod sort;

@@ -32,6 +32,7 @@ use crate::emit::audit::{Audit, AuditSink};
 use crate::emit::console::ConsoleSink;
 use crate::emit::enforce::{FirewallSink, OwnedHandle};
 use crate::emit::firewall::{self, Enforcer, Exec};
+use crate::emit::parquet::ParquetSink;
 use crate::emit::sink::{FirewallNote, Note, Sinks};
 use crate::emit::slack::{Slack, SlackSink};
 use crate::emit::snapshot::{BanStatus, Snapshot, StatusFileSink};
@@ -130,6 +131,7 @@ pub fn run(args: FollowArgs, config: ConfigFile) -> Result<(), Failure> {
         .map_err(|e| Failure::input(anyhow!("cannot handle signals: {e}")))?;
 
     let (sinks, owned_handle, describe) = sinks(&s, &live, owned, usr1)?;
+    let sinks = fleet_sinks(&s, sinks)?;
     eprintln!(
         "bouncer: following {} file(s); enforcement: {describe}; {} active ban(s) restored",
         sources.len(),
@@ -207,6 +209,27 @@ fn sinks(
     Ok((sinks, owned_handle, describe))
 }
 
+/// The fleet's sinks: Parquet.
+fn fleet_sinks(s: &FollowSettings, mut sinks: Sinks) -> Result<Sinks, Failure> {
+    if let Some(dir) = &s.parquet {
+        let sink = ParquetSink::start(
+            dir.clone(),
+            s.parquet_roll_secs,
+            s.tolerance_secs,
+            wall_now(),
+        )
+        .map_err(Failure::input)?;
+        eprintln!(
+            "bouncer: parquet: minute aggregates to {}/host={}/ every {} min",
+            dir.root.display(),
+            dir.node,
+            s.parquet_roll_secs / 60
+        );
+        sinks.push(sink);
+    }
+    Ok(sinks)
+}
+
 struct Loop {
     dry_run: bool,
     state_dir: Option<PathBuf>,
@@ -236,6 +259,7 @@ impl Loop {
                 for r in &requests {
                     self.live.push(r, now_ms);
                 }
+                self.sinks.requests(&requests);
                 self.count(now_ms.div_euclid(1000), requests.len());
                 if self.live.detector.decisions().len() > decided {
                     // A ban waits for nothing: publish it now, not at the next tick.
