@@ -139,7 +139,9 @@ impl super::sink::Sink for StatusFileSink {
     }
 
     fn snapshot(&mut self, s: &Snapshot) {
-        if s.now - self.last < self.every {
+        // saturating: `last` starts at i64::MIN, and `now - i64::MIN` overflowed (wrapped to a
+        // negative number in release builds, so the file was never written).
+        if s.now.saturating_sub(self.last) < self.every {
             return;
         }
         self.last = s.now;
