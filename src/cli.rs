@@ -393,6 +393,9 @@ pub struct FollowArgs {
     pub parquet_roll_mins: Option<u64>,
 
     #[command(flatten)]
+    pub crowdsec: CrowdsecArgs,
+
+    #[command(flatten)]
     pub ingest: IngestArgs,
 
     #[command(flatten)]
@@ -439,6 +442,8 @@ pub struct UnbanArgs {
     pub backend: Option<crate::emit::firewall::Backend>,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub crowdsec: CrowdsecArgs,
 }
 
 /// Parquet output for fleet-wide queries (DuckDB, polars, Spark) and `--from-parquet`.
@@ -452,6 +457,17 @@ pub struct FleetArgs {
     /// This node's name in host=<node> [default: [fleet] node, else the host name]
     #[arg(long, value_name = "NAME")]
     pub node: Option<String>,
+}
+
+/// CrowdSec: bouncer as a watcher of a Local API.
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "CrowdSec")]
+pub struct CrowdsecArgs {
+    /// Push every ban to this CrowdSec Local API as an alert with its decision, and delete it
+    /// on unban (e.g. http://127.0.0.1:8080). Machine id and password: [crowdsec] in the
+    /// config file, or BOUNCER_CROWDSEC_MACHINE_ID and BOUNCER_CROWDSEC_PASSWORD.
+    #[arg(long, value_name = "URL", env = "BOUNCER_CROWDSEC_LAPI")]
+    pub crowdsec_lapi: Option<String>,
 }
 
 /// `64K`, `512M`, `2G` or plain bytes.

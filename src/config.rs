@@ -22,6 +22,7 @@ pub struct ConfigFile {
     pub output: OutputConfig,
     pub follow: FollowConfig,
     pub fleet: FleetConfig,
+    pub crowdsec: CrowdsecConfig,
 }
 
 /// `[fleet]`: Parquet aggregates.
@@ -41,6 +42,16 @@ impl Default for FleetConfig {
             parquet_roll_mins: 5,
         }
     }
+}
+
+/// `[crowdsec]`: the Local API bouncer pushes bans to as a watcher. The password is a secret:
+/// keep this file private (`BOUNCER_CROWDSEC_PASSWORD` wins).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CrowdsecConfig {
+    pub lapi_url: Option<String>,
+    pub machine_id: Option<String>,
+    pub password: Option<crate::emit::crowdsec::Secret>,
 }
 
 /// `[follow]`: the live side.
@@ -157,7 +168,7 @@ fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
         })
         .unwrap_or_default();
     format!(
-        "{at}{} (the line is not shown: it may hold the Slack webhook)",
+        "{at}{} (the line is not shown: it may hold a secret)",
         redact_quoted(e.message().trim())
     )
 }
@@ -165,8 +176,11 @@ fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
 /// Text between `"…"` or `` `…` `` becomes `…`, unless it is a short identifier (a key name
 /// such as `z_treshold`) or short punctuation (`"` in "expected `\"`").
 fn redact_quoted(msg: &str) -> String {
-    let harmless = |inner: &str| {
-        inner.len() <= 40
+    // A double-quoted text is a value (a key name comes in backticks): always redacted, since a
+    // short password looks just like an identifier.
+    let harmless = |quote: char, inner: &str| {
+        quote == '`'
+            && inner.len() <= 40
             && (inner
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
@@ -186,7 +200,7 @@ fn redact_quoted(msg: &str) -> String {
         };
         let inner = &after[..close];
         out.push_str(&rest[..=open]);
-        out.push_str(if harmless(inner) { inner } else { "…" });
+        out.push_str(if harmless(quote, inner) { inner } else { "…" });
         out.push(quote);
         rest = &after[close + 1..];
     }
@@ -292,6 +306,27 @@ mod tests {
         );
         assert_eq!(redact_quoted("expected `\"`, `'`"), "expected `\"`, `'`");
         assert_eq!(redact_quoted("dangling \"secret"), "dangling \"…");
+        // A short password is still a value.
+        assert_eq!(
+            redact_quoted("invalid type: string \"S3cret\", expected u64"),
+            "invalid type: string \"…\", expected u64"
+        );
+    }
+
+    #[test]
+    fn a_misplaced_crowdsec_password_is_never_echoed() {
+        for text in [
+            "[crowdsec]\npassword = S3cretPw\n",
+            "[follow]\nreconcile_secs = \"S3cretPw\"\n",
+            "[crowdsec]\npassword = 7\n",
+            "password = \"S3cretPw\"\n",
+        ] {
+            let e = ConfigFile::parse(text).unwrap_err();
+            assert!(!e.contains("S3cretPw"), "{text:?} -> {e}");
+        }
+        let ok = ConfigFile::parse("[crowdsec]\nmachine_id = \"web-1\"\npassword = \"S3cretPw\"\n")
+            .unwrap();
+        assert!(!format!("{ok:?}").contains("S3cretPw"));
     }
 
     #[test]

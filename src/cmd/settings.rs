@@ -4,10 +4,13 @@
 //! typo fails here, before any work starts.
 
 use super::Failure;
-use crate::cli::{AnalyzeArgs, DetectArgs, FleetArgs, FollowArgs, IngestArgs, OutputArgs};
+use crate::cli::{
+    AnalyzeArgs, CrowdsecArgs, DetectArgs, FleetArgs, FollowArgs, IngestArgs, OutputArgs,
+};
 use crate::config::{validate_chain_name, ConfigFile};
 use crate::detect::bans::Schedule;
 use crate::detect::DetectSettings;
+use crate::emit::crowdsec::{LapiSettings, Secret};
 use crate::emit::firewall::{self, Backend, HookPlan, Ownership};
 use crate::emit::parquet::{default_node, validate_node, FleetDir};
 use crate::emit::report::{ReportOptions, Templates, Zone};
@@ -249,6 +252,30 @@ pub(crate) fn fleet_dir(
     }))
 }
 
+/// The CrowdSec LAPI to push to, if any: URL from the flag (or `BOUNCER_CROWDSEC_LAPI`), else
+/// `[crowdsec] lapi_url`; machine id and password from `BOUNCER_CROWDSEC_MACHINE_ID` /
+/// `BOUNCER_CROWDSEC_PASSWORD`, else the config file. Errors never show the password.
+pub(crate) fn crowdsec_settings(
+    a: &CrowdsecArgs,
+    config: &ConfigFile,
+) -> Result<Option<LapiSettings>, Failure> {
+    let c = &config.crowdsec;
+    let Some(url) = a.crowdsec_lapi.clone().or_else(|| c.lapi_url.clone()) else {
+        return Ok(None);
+    };
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let machine_id = env("BOUNCER_CROWDSEC_MACHINE_ID")
+        .or_else(|| c.machine_id.clone())
+        .unwrap_or_default();
+    let password = env("BOUNCER_CROWDSEC_PASSWORD")
+        .map(Secret::new)
+        .or_else(|| c.password.clone())
+        .unwrap_or_default();
+    LapiSettings::new(&url, machine_id, password)
+        .map(Some)
+        .map_err(|e| Failure::usage(anyhow!(e)))
+}
+
 /// `follow`'s tolerance for late lines: a line up to this much older than the newest is counted
 /// in its own second (nginx logs at completion, Apache at the start of a request).
 pub const FOLLOW_TOLERANCE_SECS: i64 = 60;
@@ -281,6 +308,8 @@ pub struct FollowSettings {
     /// `--parquet`: where the minute aggregates go, and how often a file is written.
     pub parquet: Option<FleetDir>,
     pub parquet_roll_secs: u64,
+    /// `--crowdsec-lapi`: push bans there.
+    pub crowdsec: Option<LapiSettings>,
 }
 
 impl FollowSettings {
@@ -336,6 +365,7 @@ impl FollowSettings {
                     .parquet_roll_mins
                     .unwrap_or(config.fleet.parquet_roll_mins)
                     .max(1),
+            crowdsec: crowdsec_settings(&args.crowdsec, config)?,
         })
     }
 }

@@ -92,6 +92,12 @@ impl Sink for AuditSink {
                 "event": "SLACK_FAILED", "at": at, "error": s.error,
                 "failed": s.failed, "dropped": s.dropped,
             }),
+            Note::Crowdsec(c) => {
+                let mut v = serde_json::to_value(c).unwrap_or_default();
+                v["event"] = json!("CROWDSEC");
+                v["at"] = json!(at);
+                v
+            }
             Note::Input { name, note } => {
                 json!({"event": "INPUT", "at": at, "input": name, "note": note})
             }

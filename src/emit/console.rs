@@ -4,7 +4,7 @@
 //! minute); input news; and a status line every minute and on SIGUSR1. In a dry run every line
 //! says so.
 
-use super::sink::{FirewallNote, Note, Sink};
+use super::sink::{CrowdsecNote, FirewallNote, Note, Sink};
 use super::snapshot::Snapshot;
 use crate::detect::live::Event;
 use crate::parse::format_time;
@@ -111,6 +111,19 @@ impl Sink for ConsoleSink {
                     );
                 }
             }
+            Note::Crowdsec(c) => match c {
+                CrowdsecNote::Delivered { what, skipped, ms } => eprintln!(
+                    "bouncer: crowdsec: {what} {} ({ms} ms)",
+                    if *skipped { "skipped: expired before it could be sent" } else { "delivered" }
+                ),
+                CrowdsecNote::Failing { error, pending } => eprintln!(
+                    "bouncer: CROWDSEC FAILING: {error} ({pending} push(es) waiting; retrying)"
+                ),
+                CrowdsecNote::Recovered { pending } => {
+                    eprintln!("bouncer: crowdsec: LAPI reachable again ({pending} push(es) waiting)")
+                }
+                CrowdsecNote::Dropped { what } => eprintln!("bouncer: CROWDSEC DROPPED: {what}"),
+            },
             Note::Input { name, note } => eprintln!("bouncer: {name}: {note}"),
             Note::StateSave { error: Some(e) } => eprintln!(
                 "bouncer: STATE NOT SAVED: {e} (bans stay enforced from memory; retrying)"

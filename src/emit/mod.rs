@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod console;
+pub mod crowdsec;
 pub mod enforce;
 pub mod firewall;
 pub mod minutes;

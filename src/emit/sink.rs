@@ -23,6 +23,8 @@ pub enum Note {
     Firewall(FirewallNote),
     /// News from the Slack sender.
     Slack(SlackNote),
+    /// News from the CrowdSec LAPI sender.
+    Crowdsec(CrowdsecNote),
     /// News about an input ("rotated: reading the new file", "cannot read: …").
     Input { name: String, note: String },
     /// The state could not be saved (full disk…): enforcement goes on from memory.
@@ -59,6 +61,24 @@ pub struct SlackNote {
     pub error: String,
     pub failed: u64,
     pub dropped: u64,
+}
+
+/// What the CrowdSec sender learned.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CrowdsecNote {
+    /// A push went through (`skipped`: a ban that had expired before it could be sent).
+    Delivered {
+        what: String,
+        skipped: bool,
+        ms: u64,
+    },
+    /// The LAPI does not take pushes; they wait in the queue (and the state).
+    Failing { error: String, pending: usize },
+    /// It takes them again.
+    Recovered { pending: usize },
+    /// A push was given up: the queue was full, or the LAPI refused it for good.
+    Dropped { what: String },
 }
 
 pub trait Sink: Send {

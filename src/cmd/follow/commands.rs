@@ -4,10 +4,11 @@
 use super::state::{self, UnbanRequest};
 use super::wall_now;
 use crate::cli::{StatusArgs, UnbanArgs};
-use crate::cmd::settings::ruleset_options;
+use crate::cmd::settings::{crowdsec_settings, ruleset_options};
 use crate::cmd::Failure;
 use crate::config::ConfigFile;
 use crate::detect::live::Event;
+use crate::emit::crowdsec::{Lapi, Push};
 use crate::emit::firewall::{self, Backend, Exec};
 use crate::parse::format_time;
 use anyhow::anyhow;
@@ -102,9 +103,39 @@ pub fn unban(args: UnbanArgs, config: ConfigFile) -> Result<(), Failure> {
     for ip in &ips {
         st.owned.remove(ip);
     }
+    unban_crowdsec(&args, &config, &mut st, &ips)?;
     state::save(dir, &st).map_err(Failure::input)?;
     for ip in ips {
         eprintln!("unbanned {ip}");
+    }
+    Ok(())
+}
+
+/// Delete the CrowdSec decisions of `ips` now; what cannot be deleted (the LAPI is down) is
+/// queued in the state for the next `follow`. Without `--crowdsec-lapi`, unbans are queued only
+/// if the state shows pushes still waiting (a follow that pushes will send them).
+fn unban_crowdsec(
+    args: &UnbanArgs,
+    config: &ConfigFile,
+    st: &mut state::State,
+    ips: &[IpAddr],
+) -> Result<(), Failure> {
+    let Some(settings) = crowdsec_settings(&args.crowdsec, config)? else {
+        if !st.crowdsec.is_empty() {
+            st.crowdsec
+                .extend(ips.iter().map(|ip| Push::Unban { ip: *ip }));
+        }
+        return Ok(());
+    };
+    let mut lapi = Lapi::new(settings).map_err(|e| Failure::input(anyhow!(e)))?;
+    for ip in ips {
+        match lapi.unban_now(*ip, wall_now()) {
+            Ok(()) => eprintln!("crowdsec: decisions for {ip} deleted"),
+            Err(e) => {
+                eprintln!("crowdsec: {e}; the next `bouncer follow` deletes the decision for {ip}");
+                st.crowdsec.push(Push::Unban { ip: *ip });
+            }
+        }
     }
     Ok(())
 }

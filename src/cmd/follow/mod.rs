@@ -30,6 +30,7 @@ use crate::detect::live::{Event, Live};
 use crate::detect::Detector;
 use crate::emit::audit::{Audit, AuditSink};
 use crate::emit::console::ConsoleSink;
+use crate::emit::crowdsec::{CrowdsecHandle, CrowdsecSink, Push};
 use crate::emit::enforce::{FirewallSink, OwnedHandle};
 use crate::emit::firewall::{self, Enforcer, Exec};
 use crate::emit::parquet::ParquetSink;
@@ -82,6 +83,10 @@ pub fn run(args: FollowArgs, config: ConfigFile) -> Result<(), Failure> {
         Some(dir) => state::load(dir).map_err(Failure::input)?,
         None => None,
     };
+    let pushes = saved
+        .as_ref()
+        .map(|st| st.crowdsec.clone())
+        .unwrap_or_default();
     let (mut live, checkpoints, owned) = match saved {
         Some(st) if *st.live.detector.settings() == s.detect => (st.live, st.checkpoints, st.owned),
         Some(st) => {
@@ -131,7 +136,7 @@ pub fn run(args: FollowArgs, config: ConfigFile) -> Result<(), Failure> {
         .map_err(|e| Failure::input(anyhow!("cannot handle signals: {e}")))?;
 
     let (sinks, owned_handle, describe) = sinks(&s, &live, owned, usr1)?;
-    let sinks = fleet_sinks(&s, sinks)?;
+    let (sinks, crowdsec) = fleet_sinks(&s, sinks, pushes)?;
     eprintln!(
         "bouncer: following {} file(s); enforcement: {describe}; {} active ban(s) restored",
         sources.len(),
@@ -145,6 +150,7 @@ pub fn run(args: FollowArgs, config: ConfigFile) -> Result<(), Failure> {
         inputs,
         sinks,
         owned: owned_handle,
+        crowdsec,
         snapshot: Snapshot {
             bouncer_version: env!("CARGO_PKG_VERSION").into(),
             pid: std::process::id(),
@@ -209,8 +215,32 @@ fn sinks(
     Ok((sinks, owned_handle, describe))
 }
 
-/// The fleet's sinks: Parquet.
-fn fleet_sinks(s: &FollowSettings, mut sinks: Sinks) -> Result<Sinks, Failure> {
+/// The fleet's sinks: CrowdSec (pushes a previous run left are sent first; without
+/// `--crowdsec-lapi` they stay in the state for a run that has it) and Parquet.
+fn fleet_sinks(
+    s: &FollowSettings,
+    mut sinks: Sinks,
+    pushes: Vec<Push>,
+) -> Result<(Sinks, Pushes), Failure> {
+    let crowdsec = match &s.crowdsec {
+        Some(lapi) => {
+            eprintln!(
+                "bouncer: crowdsec: pushing bans to {} as machine {:?}{}",
+                lapi.url,
+                lapi.machine_id,
+                match pushes.len() {
+                    0 => String::new(),
+                    n => format!(" ({n} push(es) left by the last run go first)"),
+                }
+            );
+            let sink = CrowdsecSink::start(lapi.clone(), pushes)
+                .map_err(|e| Failure::input(anyhow!(e)))?;
+            let handle = sink.handle();
+            sinks.push(sink);
+            Pushes::Sent(handle)
+        }
+        None => Pushes::Kept(pushes),
+    };
     if let Some(dir) = &s.parquet {
         let sink = ParquetSink::start(
             dir.clone(),
@@ -227,7 +257,23 @@ fn fleet_sinks(s: &FollowSettings, mut sinks: Sinks) -> Result<Sinks, Failure> {
         );
         sinks.push(sink);
     }
-    Ok(sinks)
+    Ok((sinks, crowdsec))
+}
+
+/// CrowdSec pushes not yet delivered: the sender's queue, or those a previous run left when
+/// this one has no LAPI (kept in the state as they are).
+enum Pushes {
+    Sent(CrowdsecHandle),
+    Kept(Vec<Push>),
+}
+
+impl Pushes {
+    fn pending(&self) -> Vec<Push> {
+        match self {
+            Pushes::Sent(h) => h.pending(),
+            Pushes::Kept(p) => p.clone(),
+        }
+    }
 }
 
 struct Loop {
@@ -238,6 +284,7 @@ struct Loop {
     inputs: LiveInputs,
     sinks: Sinks,
     owned: Option<OwnedHandle>,
+    crowdsec: Pushes,
     /// Counters and recent events carried from tick to tick.
     snapshot: Snapshot,
     /// Requests per wall second (last 15 minutes), and (wall second, lines read) for the rate.
@@ -385,6 +432,7 @@ impl Loop {
                 ("FIREWALL", format!("hooks: {hooks}"))
             }
             Note::Slack(sl) => ("SLACK", format!("failed: {}", sl.error)),
+            Note::Crowdsec(c) => ("CROWDSEC", format!("{c:?}")),
             Note::Input { name, note } => ("INPUT", format!("{name}: {note}")),
             Note::StateSave { error } => (
                 "STATE",
@@ -454,6 +502,7 @@ impl Loop {
             checkpoints: self.inputs.checkpoints.iter().flatten().cloned().collect(),
             backend: Some(self.backend.clone()),
             owned: self.owned.as_ref().map(|o| o.get()).unwrap_or_default(),
+            crowdsec: self.crowdsec.pending(),
         };
         self.last_save = now;
         match state::save(&dir, &st) {

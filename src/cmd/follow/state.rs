@@ -25,6 +25,9 @@ pub struct State {
     /// Firewall entries bouncer added and still owns (it lifts only these).
     #[serde(default)]
     pub owned: BTreeSet<IpAddr>,
+    /// Pushes to the CrowdSec LAPI not yet delivered (at most `emit::crowdsec::QUEUE_CAP`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub crowdsec: Vec<crate::emit::crowdsec::Push>,
 }
 
 pub fn load(dir: &Path) -> anyhow::Result<Option<State>> {
