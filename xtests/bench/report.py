@@ -72,7 +72,10 @@ SECTION_TITLE = {
     "big": "10 M lines",
     "report-cost": "1 M lines, combined (without the HTML report, informational)",
     "log-format": "1 M lines, combined, `--log-format` (nginx docs' `combined`) vs the built-in reader",
+    "parquet": "10 M lines, combined, `--parquet` vs without",
 }
+# Which target lines belong to a section (for a run of one section).
+TARGET_MARK = {"log-format": "--log-format", "parquet": "--parquet"}
 RIVAL = {"combined": ("goaccess", "GoAccess"), "json": ("polars floor", "floor")}
 
 table = ["| input | program | median wall | lines/s | CPU (user+sys) | peak RSS (median / max) | "
@@ -99,6 +102,9 @@ for (section, name), r in runs.items():
         ratio = "%.2f× the floor's time" % (m / med[("json", "polars floor")])
     if section == "log-format" and name != "bouncer analyze" and ("log-format", "bouncer analyze") in med:
         ratio = "**%.2f×** the built-in reader's time" % (m / med[("log-format", "bouncer analyze")])
+    if section == "parquet" and name != "bouncer analyze" and ("parquet", "bouncer analyze") in med:
+        ratio = "**%.2f×** the time without (%+.2f s)" % (
+            m / med[("parquet", "bouncer analyze")], (m - med[("parquet", "bouncer analyze")]) / 1000.0)
     table.append("| %s | %s | %s | %s | %s | %s / %s | %d | %.1f | %s |" % (
         SECTION_TITLE.get(section, section), name, fmt_s(m), fmt_rate(r["lines"], m),
         fmt_s(statistics.median(r["cpu"])),
@@ -162,6 +168,16 @@ if ("json", "polars floor") in med and ("json", "bouncer analyze") in med:
     x = med[("json", "bouncer analyze")] / med[("json", "polars floor")]
     target("JSON 1 M: bouncer within 1.5× of the polars floor", "%.2f× the floor's time" % x,
            x <= 1.5)
+if ("parquet", "bouncer analyze") in med and ("parquet", "bouncer analyze --parquet") in med:
+    x = med[("parquet", "bouncer analyze --parquet")] / med[("parquet", "bouncer analyze")]
+    pq = rows(E["PQ"], 4) if E.get("PQ") and os.path.exists(E["PQ"]) else []
+    written = ""
+    if pq:
+        lines, nbytes, files, nrows = (int(v or 0) for v in pq[0])
+        written = "; writes %.2f MB per million lines (%d bytes in %d files, %d rows for %d lines)" % (
+            nbytes / 1e6 / (lines / 1e6), nbytes, files, nrows, lines)
+    targets.append("| combined 10 M: cost of `--parquet` (informational, no target) | %.2f× the time without%s | - |" % (
+        x, written))
 if ("log-format", "bouncer analyze") in med and ("log-format", "bouncer analyze --log-format") in med:
     x = med[("log-format", "bouncer analyze --log-format")] / med[("log-format", "bouncer analyze")]
     target("combined 1 M: `--log-format` within 1.3× of the built-in reader", "%.2f× its time" % x,
@@ -273,14 +289,15 @@ if E.get("ONLY_SECTION"):
     path = os.path.join(ROOT, "BENCHMARKS.md")
     old = open(path, encoding="utf-8").read().split("\n")
     new_rows = [r for r in table[2:] if r.startswith("| %s |" % title)]
-    new_targets = [t for t in targets[2:] if "--log-format" in t]
+    mark = TARGET_MARK.get(section, section)
+    new_targets = [t for t in targets[2:] if mark in t]
     out, in_results, in_targets = [], False, False
     for line in old:
         if line.startswith("## "):
             in_results, in_targets = line == "## Results", line == "## Targets"
         if in_results and line.startswith("| %s |" % title):
             continue
-        if in_targets and line.startswith("|") and "--log-format" in line:
+        if in_targets and line.startswith("|") and mark in line:
             continue
         out.append(line)
     for rows_, header in ((new_rows, "## Results"), (new_targets, "## Targets")):

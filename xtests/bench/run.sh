@@ -3,7 +3,8 @@
 # and firewall load at 100 k bans. Writes BENCHMARKS.md at the repo root.
 #
 #   xtests/bench/run.sh [--runs N] [--runs-10m N] [--skip-10m] [--skip-firewall]
-#                       [--skip-analyze] [--only-log-format] [--profile] [--no-write]
+#                       [--skip-analyze] [--only-log-format] [--only-parquet] [--profile]
+#                       [--no-write]
 #
 # Environment:
 #   BENCH_DIR          generated inputs and scratch (default ~/.cache/bouncer-bench; never the repo)
@@ -22,6 +23,9 @@
 #      (target: within 1.3× of its time). --only-log-format runs just this section and puts its
 #      rows into the existing BENCHMARKS.md (the other rows stay as the last full run wrote them).
 #      The parser alone, without the rest of analyze: `cargo bench --bench parse_formats`.
+#   6. bouncer analyze --parquet DIR vs without, 10 M combined: time, peak RSS, and the bytes
+#      written per million lines. --only-parquet runs just this section (merged into
+#      BENCHMARKS.md like --only-log-format).
 #   --profile: perf record of bouncer on both 1 M files, folded by stage (perf_fold.py) into
 #              $BENCH_DIR/profile-1m-{log,jsonl}.txt
 # Wall time: date +%s%N around the command; peak RSS: GNU time's %M (maximum resident set size).
@@ -40,16 +44,19 @@ DO_FW=1
 DO_PROFILE=0
 DO_LOGFMT=1
 ONLY_LOGFMT=0
+DO_PARQUET=1
+ONLY_PARQUET=0
 WRITE=1
 COMMAND="${BOUNCER:+BOUNCER=$BOUNCER }xtests/bench/run.sh $*"
 while [ $# -gt 0 ]; do
     case "$1" in
         --runs) RUNS=$2; shift 2 ;;
         --runs-10m) RUNS_10M=$2; shift 2 ;;
-        --skip-10m) DO_10M=0; shift ;;
+        --skip-10m) DO_10M=0; DO_PARQUET=0; shift ;;
         --skip-firewall) DO_FW=0; shift ;;
-        --skip-analyze) DO_ANALYZE=0; DO_10M=0; DO_LOGFMT=0; shift ;;
-        --only-log-format) ONLY_LOGFMT=1; DO_ANALYZE=0; DO_10M=0; DO_FW=0; shift ;;
+        --skip-analyze) DO_ANALYZE=0; DO_10M=0; DO_LOGFMT=0; DO_PARQUET=0; shift ;;
+        --only-log-format) ONLY_LOGFMT=1; DO_ANALYZE=0; DO_10M=0; DO_FW=0; DO_PARQUET=0; shift ;;
+        --only-parquet) ONLY_PARQUET=1; DO_ANALYZE=0; DO_10M=0; DO_FW=0; DO_LOGFMT=0; shift ;;
         --profile) DO_PROFILE=1; shift ;;
         --no-write) WRITE=0; shift ;;
         -h|--help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -129,7 +136,7 @@ gen() {   # name lines days
     fi
 }
 if [ $DO_ANALYZE = 1 ] || [ $DO_LOGFMT = 1 ]; then gen bench-1m 1000000 3; fi
-if [ $DO_10M = 1 ]; then gen bench-10m 10000000 21; fi
+if [ $DO_10M = 1 ] || [ $DO_PARQUET = 1 ]; then gen bench-10m 10000000 21; fi
 
 # ------------------------------------------------------------------ measuring
 # measure SECTION NAME LINES CMD... : one timed run, appended to $RES.
@@ -218,6 +225,23 @@ if [ $DO_LOGFMT = 1 ]; then
     alternate log-format "$RUNS" \
         "bouncer analyze|$L1|$BOUNCER analyze $BENCH_DIR/bench-1m.log --out $OUT" \
         "bouncer analyze --log-format|$L1|$SCRATCH/with-format $BOUNCER $BENCH_DIR/bench-1m.log $OUT $SCRATCH/format.txt"
+fi
+
+# ------------------------------------------------------------------ 6. --parquet
+PQ="$BENCH_DIR/parquet.tsv"   # lines  bytes  files  rows
+if [ $DO_PARQUET = 1 ]; then
+    L10=$(python3 -c "import json; print(json.load(open('$BENCH_DIR/bench-10m.meta.json'))['lines'])")
+    say "6. combined, 10 M lines: bouncer analyze --parquet vs without"
+    # Each --parquet run starts from an empty directory (the wrapper removes it first).
+    printf '#!/bin/sh\nrm -rf "$4"\nexec "$1" analyze "$2" --out "$3" --parquet "$4" --node bench\n' \
+        > "$SCRATCH/with-parquet"
+    chmod +x "$SCRATCH/with-parquet"
+    alternate parquet "$RUNS_10M" \
+        "bouncer analyze|$L10|$BOUNCER analyze $BENCH_DIR/bench-10m.log --out $OUT" \
+        "bouncer analyze --parquet|$L10|$SCRATCH/with-parquet $BOUNCER $BENCH_DIR/bench-10m.log $OUT $SCRATCH/pq"
+    printf '%s\t%s\t%s\t%s\n' "$L10" "$(du -sb "$SCRATCH/pq" | cut -f1)" \
+        "$(find "$SCRATCH/pq" -name '*.parquet' | wc -l)" \
+        "$("$BOUNCER" analyze "$BENCH_DIR/bench-10m.log" --out "$OUT" --parquet "$SCRATCH/pq" --node bench 2>&1 >/dev/null | sed -n 's/.*parquet: \([0-9]*\) rows.*/\1/p')" > "$PQ"
 fi
 
 # ------------------------------------------------------------------ 4. firewall
@@ -350,10 +374,11 @@ BOUNCER_VERSION=$("$BOUNCER" --version)
 RUN_AT=$(date -u '+%Y-%m-%d %H:%M UTC')
 export GIT_REV GIT_DIRTY LOAD_END BOUNCER_VERSION RUN_AT
 ONLY_SECTION=$([ $ONLY_LOGFMT = 1 ] && echo log-format || true)
-export BENCH_DIR ROOT COMMAND OUTPUTS RES FW BOUNCER FLOOR WRITE LOAD_START BOUNCER_SRC BOUNCER_BUILT ONLY_SECTION
+[ $ONLY_PARQUET = 1 ] && ONLY_SECTION=parquet
+export BENCH_DIR ROOT COMMAND OUTPUTS RES FW PQ BOUNCER FLOOR WRITE LOAD_START BOUNCER_SRC BOUNCER_BUILT ONLY_SECTION
 # Kept so `python3 xtests/bench/report.py` can re-render BENCHMARKS.md (e.g. after editing
 # FINDINGS.md) from this run's measurements without measuring again.
-[ $ONLY_LOGFMT = 1 ] || python3 -c 'import json, os, sys; json.dump({k: os.environ.get(k, "") for k in sys.argv[2:]}, open(sys.argv[1], "w"), indent=1)' \
-    "$BENCH_DIR/last-run.json" ROOT COMMAND OUTPUTS RES FW LOAD_START BOUNCER_SRC BOUNCER_BUILT \
+[ -n "$ONLY_SECTION" ] || python3 -c 'import json, os, sys; json.dump({k: os.environ.get(k, "") for k in sys.argv[2:]}, open(sys.argv[1], "w"), indent=1)' \
+    "$BENCH_DIR/last-run.json" ROOT COMMAND OUTPUTS RES FW PQ LOAD_START BOUNCER_SRC BOUNCER_BUILT \
     GIT_REV GIT_DIRTY LOAD_END BOUNCER_VERSION RUN_AT
 python3 "$HERE/report.py"
