@@ -72,7 +72,7 @@ impl Second {
     fn push(&mut self, req: Request) {
         if self.sorted {
             if let Some(last) = self.queue.back() {
-                self.sorted = last.order_key() <= req.order_key();
+                self.sorted = last.canonical_cmp(&req).is_le();
             }
         }
         self.queue.push_back(req);
@@ -137,7 +137,7 @@ impl Reorder {
         if !sec.sorted {
             sec.queue
                 .make_contiguous()
-                .sort_unstable_by_key(|r| r.order_key());
+                .sort_unstable_by(Request::canonical_cmp);
             sec.sorted = true;
         }
         let req = sec.queue.pop_front();

@@ -72,6 +72,8 @@ SECTION_TITLE = {
     "big": "10 M lines",
     "report-cost": "1 M lines, combined (without the HTML report, informational)",
     "log-format": "1 M lines, combined, `--log-format` (nginx docs' `combined`) vs the built-in reader",
+    "base-combined": "1 M lines, combined: this build vs the base build",
+    "base-json": "1 M lines, nginx JSON: this build vs the base build",
 }
 RIVAL = {"combined": ("goaccess", "GoAccess"), "json": ("polars floor", "floor")}
 
@@ -99,6 +101,10 @@ for (section, name), r in runs.items():
         ratio = "%.2f× the floor's time" % (m / med[("json", "polars floor")])
     if section == "log-format" and name != "bouncer analyze" and ("log-format", "bouncer analyze") in med:
         ratio = "**%.2f×** the built-in reader's time" % (m / med[("log-format", "bouncer analyze")])
+    if section.startswith("base-") and name == "bouncer analyze" and (section, "base bouncer analyze") in med:
+        b = (section, "base bouncer analyze")
+        ratio = "**%.2f×** the base's time (CPU %.2f×)" % (
+            m / med[b], statistics.median(r["cpu"]) / statistics.median(runs[b]["cpu"]))
     table.append("| %s | %s | %s | %s | %s | %s / %s | %d | %.1f | %s |" % (
         SECTION_TITLE.get(section, section), name, fmt_s(m), fmt_rate(r["lines"], m),
         fmt_s(statistics.median(r["cpu"])),
@@ -166,6 +172,11 @@ if ("log-format", "bouncer analyze") in med and ("log-format", "bouncer analyze 
     x = med[("log-format", "bouncer analyze --log-format")] / med[("log-format", "bouncer analyze")]
     target("combined 1 M: `--log-format` within 1.3× of the built-in reader", "%.2f× its time" % x,
            x <= 1.3)
+for section in ("base-combined", "base-json"):
+    if (section, "bouncer analyze") in med and (section, "base bouncer analyze") in med:
+        x = med[(section, "bouncer analyze")] / med[(section, "base bouncer analyze")]
+        target("%s: within 1.2× of the base build's time" % SECTION_TITLE[section].split(":")[0],
+               "%.2f× its time" % x, x <= 1.2)
 for (section, name), r in runs.items():
     if section == "big":
         peak = max(r["rss"])
