@@ -117,7 +117,7 @@ pub fn combined_fields(line: &str) -> Result<CombinedFields<'_>, LineError> {
     // Nearly every line: `client - - [dd/…`, the client a bare address.
     let usual = b[first_space..].starts_with(b" - - [")
         && is_time_open(b, first_space + 5)
-        && !b[..first_space].iter().any(|c| matches!(c, b',' | b'"'));
+        && memchr::memchr2(b',', b'"', &b[..first_space]).is_none();
     let open = if usual {
         first_space + 5
     } else {

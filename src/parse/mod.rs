@@ -116,10 +116,10 @@ fn has_asset_extension(path: &str) -> bool {
     let key = ext
         .iter()
         .fold(0u64, |k, c| k << 8 | c.to_ascii_lowercase() as u64);
-    ASSET_KEYS.contains(&key)
+    ASSET_KEYS.binary_search(&key).is_ok()
 }
 
-/// [`Class::ASSET_EXTENSIONS`] packed as big-endian integers (at most 5 bytes each).
+/// [`Class::ASSET_EXTENSIONS`] packed as big-endian integers (at most 5 bytes each), sorted.
 const ASSET_KEYS: [u64; Class::ASSET_EXTENSIONS.len()] = {
     let mut keys = [0u64; Class::ASSET_EXTENSIONS.len()];
     let mut i = 0;
@@ -130,6 +130,12 @@ const ASSET_KEYS: [u64; Class::ASSET_EXTENSIONS.len()] = {
         while j < e.len() {
             keys[i] = keys[i] << 8 | e[j] as u64;
             j += 1;
+        }
+        // Insertion sort, as a const evaluation can.
+        let mut k = i;
+        while k > 0 && keys[k - 1] > keys[k] {
+            (keys[k - 1], keys[k]) = (keys[k], keys[k - 1]);
+            k -= 1;
         }
         i += 1;
     }
@@ -655,6 +661,16 @@ mod tests {
         assert_eq!(c("GET", "/font.WOFF2", 200), Class::Asset);
         assert_eq!(c("GET", "/x.woff22", 200), Class::Page);
         assert_eq!(c("GET", "/x.pdf?download=1#p=2", 200), Class::Asset);
+        for ext in Class::ASSET_EXTENSIONS {
+            let upper = ext.to_ascii_uppercase();
+            for (path, class) in [
+                (format!("/f.{ext}"), Class::Asset),
+                (format!("/f.{upper}"), Class::Asset),
+                (format!("/f.{ext}x"), Class::Page),
+            ] {
+                assert_eq!(Class::of("GET", &path, 200), class, "{path}");
+            }
+        }
     }
 
     #[test]
