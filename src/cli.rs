@@ -233,7 +233,8 @@ pub struct DetectArgs {
     /// What an asset request (static file, HEAD, 304, 206) costs relative to a page [default: 0.1]
     #[arg(long, value_name = "W")]
     pub asset_weight: Option<f64>,
-    /// Recent log time the learned levels cover, seconds [default: 3600]
+    /// Recent log time the per-client levels cover (pooled with the same hour on previous days),
+    /// seconds [default: 86400]
     #[arg(long, value_name = "SECS")]
     pub baseline_secs: Option<u32>,
     /// How often the levels are recomputed, seconds of log time [default: 300]
@@ -490,4 +491,42 @@ fn parse_size(s: &str) -> Result<usize, String> {
     n.checked_shl(shift)
         .filter(|b| b >> shift == n && *b >= 64 << 10)
         .ok_or_else(|| format!("{s:?}: between 64K and what the machine has"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every `[default: N]` a detection flag's help promises is the default the detector uses.
+    #[test]
+    fn detect_help_defaults_are_the_real_defaults() {
+        #[derive(Parser)]
+        struct Probe {
+            #[command(flatten)]
+            detect: DetectArgs,
+        }
+        let defaults = serde_json::to_value(crate::detect::DetectSettings::default())
+            .expect("settings serialize");
+        let mut checked = 0;
+        for arg in Probe::command().get_arguments() {
+            let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+            let Some(start) = help.find("[default: ") else {
+                continue;
+            };
+            let promised = help[start + 10..].trim_end_matches(']').trim();
+            let key = arg.get_id().as_str();
+            let real = defaults
+                .get(key)
+                .unwrap_or_else(|| panic!("--{key} has no detect setting"));
+            let real: f64 = real.as_f64().expect("numeric default");
+            let promised: f64 = promised.parse().expect("numeric help default");
+            assert_eq!(
+                real, promised,
+                "--{key}: help says {promised}, default is {real}"
+            );
+            checked += 1;
+        }
+        assert!(checked >= 15, "only {checked} defaults checked");
+    }
 }

@@ -367,7 +367,8 @@ impl Site {
             .unwrap_or_default()
             .lines()
             .filter(|l| {
-                l.starts_with("bouncer: firewall: +") && !l.starts_with("bouncer: firewall: +0 ")
+                (l.starts_with("bouncer: firewall: +") && !l.starts_with("bouncer: firewall: +0 "))
+                    || l.contains("were missing from the kernel")
             })
             .count()
     }
@@ -810,7 +811,13 @@ impl Site {
         let back = self.poll(Duration::from_secs_f64(MAX_REPAIR_SECS + 5.0), |s| {
             s.kernel_bans(ip)
         });
-        let gone = seen_gone || self.repairs_logged() > repairs_before;
+        // The repair's log line is written by a sink thread: give it a moment to appear.
+        let gone = seen_gone
+            || self
+                .poll(Duration::from_secs(3), |s| {
+                    s.repairs_logged() > repairs_before
+                })
+                .is_some();
         let secs = back.map(|b| secs_between(removed, b));
         self.checks.check(
             gone && secs.is_some_and(|s| s <= MAX_REPAIR_SECS),

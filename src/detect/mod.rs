@@ -573,8 +573,8 @@ impl Detector {
         if self.warmed_up(period) {
             self.evaluate_site(period, clients, &seen);
         }
-        for ip in seen {
-            if let Some(st) = self.ips.get_mut(&ip) {
+        for ip in &seen {
+            if let Some(st) = self.ips.get_mut(ip) {
                 let point = st.seen;
                 if st.recent.len() == RECENT_PERIODS {
                     st.recent.pop_front();
@@ -585,6 +585,10 @@ impl Detector {
                 }
             }
         }
+        // Keep the list's memory for the next period (it regrew from nothing every minute).
+        let mut seen = seen;
+        seen.clear();
+        self.period_seen_ips = seen;
         if self.period_all.requests > 0 {
             let (_, site) = self.baselines();
             self.timeline.push(TimelinePoint {
@@ -628,12 +632,15 @@ impl Detector {
     /// The open hour's peaks of the clients not banned in it (and forget who they were).
     fn take_hour_peaks(&mut self) -> Vec<Peaks> {
         let hour = self.hour;
-        std::mem::take(&mut self.hour_ips)
+        let peaks = self
+            .hour_ips
             .iter()
             .filter_map(|ip| self.ips.get(ip))
             .filter(|st| st.hour == hour && st.banned_hour != hour)
             .map(|st| st.peaks)
-            .collect()
+            .collect();
+        self.hour_ips.clear();
+        peaks
     }
 
     /// Recompute the levels: the site's every `recompute_secs`; the clients' then too until a

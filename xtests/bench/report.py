@@ -73,6 +73,8 @@ SECTION_TITLE = {
     "report-cost": "1 M lines, combined (without the HTML report, informational)",
     "log-format": "1 M lines, combined, `--log-format` (nginx docs' `combined`) vs the built-in reader",
     "parquet": "10 M lines, combined, `--parquet` vs without",
+    "base-combined": "1 M lines, combined: this build vs the base build",
+    "base-json": "1 M lines, nginx JSON: this build vs the base build",
 }
 # Which target lines belong to a section (for a run of one section).
 TARGET_MARK = {"log-format": "--log-format", "parquet": "--parquet"}
@@ -105,6 +107,10 @@ for (section, name), r in runs.items():
     if section == "parquet" and name != "bouncer analyze" and ("parquet", "bouncer analyze") in med:
         ratio = "**%.2f×** the time without (%+.2f s)" % (
             m / med[("parquet", "bouncer analyze")], (m - med[("parquet", "bouncer analyze")]) / 1000.0)
+    if section.startswith("base-") and name == "bouncer analyze" and (section, "base bouncer analyze") in med:
+        b = (section, "base bouncer analyze")
+        ratio = "**%.2f×** the base's time (CPU %.2f×)" % (
+            m / med[b], statistics.median(r["cpu"]) / statistics.median(runs[b]["cpu"]))
     table.append("| %s | %s | %s | %s | %s | %s / %s | %d | %.1f | %s |" % (
         SECTION_TITLE.get(section, section), name, fmt_s(m), fmt_rate(r["lines"], m),
         fmt_s(statistics.median(r["cpu"])),
@@ -182,6 +188,11 @@ if ("log-format", "bouncer analyze") in med and ("log-format", "bouncer analyze 
     x = med[("log-format", "bouncer analyze --log-format")] / med[("log-format", "bouncer analyze")]
     target("combined 1 M: `--log-format` within 1.3× of the built-in reader", "%.2f× its time" % x,
            x <= 1.3)
+for section in ("base-combined", "base-json"):
+    if (section, "bouncer analyze") in med and (section, "base bouncer analyze") in med:
+        x = med[(section, "bouncer analyze")] / med[(section, "base bouncer analyze")]
+        target("%s: within 1.2× of the base build's time" % SECTION_TITLE[section].split(":")[0],
+               "%.2f× its time" % x, x <= 1.2)
 for (section, name), r in runs.items():
     if section == "big":
         peak = max(r["rss"])

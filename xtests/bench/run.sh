@@ -10,6 +10,9 @@
 #   BENCH_DIR          generated inputs and scratch (default ~/.cache/bouncer-bench; never the repo)
 #   BOUNCER            bouncer binary to measure (default: cargo build --release, then
 #                      $CARGO_TARGET_DIR/release/bouncer, CARGO_TARGET_DIR defaulting to ./target)
+#   BOUNCER_BASE       an earlier bouncer binary (e.g. built from the last release): section 0
+#                      alternates it with this one on the 1 M combined and JSON files (target:
+#                      this build within 1.2× of its time)
 #   FLOOR_TARGET_DIR   target dir of the polars floor (default ~/.cache/bouncer-floor-target)
 #
 # Sections (all in one run, each command alternated with its rival, RUNS times, after one
@@ -47,7 +50,7 @@ ONLY_LOGFMT=0
 DO_PARQUET=1
 ONLY_PARQUET=0
 WRITE=1
-COMMAND="${BOUNCER:+BOUNCER=$BOUNCER }xtests/bench/run.sh $*"
+COMMAND="${BOUNCER:+BOUNCER=$BOUNCER }${BOUNCER_BASE:+BOUNCER_BASE=$BOUNCER_BASE }xtests/bench/run.sh $*"
 while [ $# -gt 0 ]; do
     case "$1" in
         --runs) RUNS=$2; shift 2 ;;
@@ -178,6 +181,18 @@ if [ $DO_ANALYZE = 1 ]; then
     "$BOUNCER" analyze "$BENCH_DIR/bench-1m.log" --out "$OUT" > "$BENCH_DIR/bouncer-1m-summary.txt" 2>&1
     OUTPUTS=$(cd "$OUT" && ls | tr '\n' ' ')
     note "bouncer analyze writes: $OUTPUTS"
+
+    if [ -n "${BOUNCER_BASE:-}" ]; then
+        cp "$BOUNCER_BASE" "$SCRATCH/bouncer-base"
+        note "base: $BOUNCER_BASE ($("$SCRATCH/bouncer-base" --version)), built $(date -u -r "$BOUNCER_BASE" +%Y-%m-%dT%H:%MZ)"
+        say "0. 1 M lines: this build vs the base (\$BOUNCER_BASE)"
+        alternate base-combined "$RUNS" \
+            "bouncer analyze|$L1|$BOUNCER analyze $BENCH_DIR/bench-1m.log --out $OUT" \
+            "base bouncer analyze|$L1|$SCRATCH/bouncer-base analyze $BENCH_DIR/bench-1m.log --out $SCRATCH/out-base"
+        alternate base-json "$RUNS" \
+            "bouncer analyze|$L1|$BOUNCER analyze $BENCH_DIR/bench-1m.jsonl --out $OUT" \
+            "base bouncer analyze|$L1|$SCRATCH/bouncer-base analyze $BENCH_DIR/bench-1m.jsonl --out $SCRATCH/out-base"
+    fi
 
     say "1. combined, 1 M lines: bouncer analyze vs GoAccess"
     alternate combined "$RUNS" \
