@@ -105,8 +105,10 @@ for (section, name), r in runs.items():
     if section == "log-format" and name != "bouncer analyze" and ("log-format", "bouncer analyze") in med:
         ratio = "**%.2f×** the built-in reader's time" % (m / med[("log-format", "bouncer analyze")])
     if section == "parquet" and name != "bouncer analyze" and ("parquet", "bouncer analyze") in med:
-        ratio = "**%.2f×** the time without (%+.2f s)" % (
-            m / med[("parquet", "bouncer analyze")], (m - med[("parquet", "bouncer analyze")]) / 1000.0)
+        b = ("parquet", "bouncer analyze")
+        ratio = "**%.2f×** the time without (%+.2f s; CPU %.2f×)" % (
+            m / med[b], (m - med[b]) / 1000.0,
+            statistics.median(r["cpu"]) / statistics.median(runs[b]["cpu"]))
     if section.startswith("base-") and name == "bouncer analyze" and (section, "base bouncer analyze") in med:
         b = (section, "base bouncer analyze")
         ratio = "**%.2f×** the base's time (CPU %.2f×)" % (
@@ -176,14 +178,16 @@ if ("json", "polars floor") in med and ("json", "bouncer analyze") in med:
            x <= 1.5)
 if ("parquet", "bouncer analyze") in med and ("parquet", "bouncer analyze --parquet") in med:
     x = med[("parquet", "bouncer analyze --parquet")] / med[("parquet", "bouncer analyze")]
+    xc = (statistics.median(runs[("parquet", "bouncer analyze --parquet")]["cpu"])
+          / statistics.median(runs[("parquet", "bouncer analyze")]["cpu"]))
     pq = rows(E["PQ"], 4) if E.get("PQ") and os.path.exists(E["PQ"]) else []
     written = ""
     if pq:
         lines, nbytes, files, nrows = (int(v or 0) for v in pq[0])
         written = "; writes %.2f MB per million lines (%d bytes in %d files, %d rows for %d lines)" % (
             nbytes / 1e6 / (lines / 1e6), nbytes, files, nrows, lines)
-    targets.append("| combined 10 M: cost of `--parquet` (informational, no target) | %.2f× the time without%s | - |" % (
-        x, written))
+    targets.append("| combined 10 M: cost of `--parquet` (informational, no target) | %.2f× the time without (CPU %.2f×)%s | - |" % (
+        x, xc, written))
 if ("log-format", "bouncer analyze") in med and ("log-format", "bouncer analyze --log-format") in med:
     x = med[("log-format", "bouncer analyze --log-format")] / med[("log-format", "bouncer analyze")]
     target("combined 1 M: `--log-format` within 1.3× of the built-in reader", "%.2f× its time" % x,
