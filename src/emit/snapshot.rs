@@ -146,7 +146,9 @@ impl super::sink::Sink for StatusFileSink {
     }
 
     fn snapshot(&mut self, s: &Snapshot) {
-        if s.now - self.last < self.every {
+        // `last` starts at i64::MIN: `now - last` would overflow (and, wrapped in a release
+        // build, never let the file be written).
+        if s.now < self.last.saturating_add(self.every) {
             return;
         }
         self.last = s.now;
