@@ -604,17 +604,19 @@ impl Site {
             .flatten()
     }
 
-    /// `bouncer status --state DIR`: the IPs of the active bans.
+    /// `bouncer status --state DIR --json`: the IPs of the active bans.
     fn status_ips(&self) -> Vec<String> {
         let out = run_with_timeout(
-            Command::new(bouncer_bin()).args(["status", "--state", &self.p("state")]),
+            Command::new(bouncer_bin()).args(["status", "--json", "--state", &self.p("state")]),
             None,
             CMD_TIMEOUT,
         );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter_map(|v| v["ip"].as_str().map(String::from))
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        v["bans"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|b| b["ip"].as_str().map(String::from))
             .collect()
     }
 
