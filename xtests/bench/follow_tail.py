@@ -9,7 +9,8 @@ file as fast as it can, and waits until follow has read every line: SIGUSR1 ever
 print its status line ("N lines (…)") at its next tick. Prints one tab-separated line for
 run.sh's results.tsv: wall ms (append start → all lines read), peak RSS KB, lines, CPU ms of the
 follow process over that span (utime + stime from /proc, all its threads), the 1-minute load
-average at the start.
+average at the start; then, for run.sh's log, the updates the client received and the CPU ms of
+the live view's own threads (hub, HTTP, event stream) since follow started.
 """
 
 import os
@@ -29,6 +30,22 @@ def cpu_ms(pid):
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) * 1000 // TICK
+
+
+def view_threads_cpu_ms(pid):
+    """CPU of the live view's own threads (hub, HTTP workers, event streams)."""
+    total = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                name = f.read().strip()
+            if name == "dashboard" or name.startswith("http-"):
+                with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) * 1000 // TICK
+        except OSError:
+            pass
+    return total
 
 
 def peak_rss_kb(pid):
@@ -114,8 +131,10 @@ while seen < lines:
         seen = int(found[-1])
 t1 = time.time()
 cpu1 = cpu_ms(p.pid)
+view_cpu = view_threads_cpu_ms(p.pid)
 rss = peak_rss_kb(p.pid)
 p.send_signal(signal.SIGTERM)
 p.wait(timeout=30)
 os.remove(tailed)
-print("%d\t%d\t%d\t%d\t%s\t%d" % ((t1 - t0) * 1000, rss, lines, cpu1 - cpu0, load, received[0]))
+print("%d\t%d\t%d\t%d\t%s\t%d\t%d" % (
+    (t1 - t0) * 1000, rss, lines, cpu1 - cpu0, load, received[0], view_cpu))

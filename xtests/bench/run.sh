@@ -237,12 +237,12 @@ if [ $DO_FOLLOW = 1 ]; then
         for mode in plain dashboard; do
             name="bouncer follow"
             [ $mode = dashboard ] && name="bouncer follow --listen, 1 client"
-            read -r wall rss lines cpu load updates < <(python3 "$HERE/follow_tail.py" \
+            read -r wall rss lines cpu load updates view_cpu < <(python3 "$HERE/follow_tail.py" \
                 "$BOUNCER" "$BENCH_DIR/bench-1m.log" "$SCRATCH" "$mode" "$i")
             [ "$i" = warmup ] || printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' follow "$name" "$i" \
                 "$wall" "$rss" "$lines" "$cpu" "$load" >> "$RES"
-            printf '   %-34s run %-6s %8s ms wall %8s ms cpu %6d MB %s updates\n' "$name" "$i" \
-                "$wall" "$cpu" "$(( rss / 1024 ))" "$updates" >&2
+            printf '   %-34s run %-6s %8s ms wall %8s ms cpu %6d MB %s updates, view threads %s ms cpu\n' \
+                "$name" "$i" "$wall" "$cpu" "$(( rss / 1024 ))" "$updates" "$view_cpu" >&2
         done
     done
 fi
