@@ -54,13 +54,19 @@ fn follow(dir: &Path, log: &Path, extra: &[&str]) -> Follow {
         .stderr(std::fs::File::create(&stderr).unwrap())
         .spawn()
         .expect("bouncer starts");
+    // Killed and reaped on drop, also when the announcement never comes.
+    let mut f = Follow {
+        child,
+        url: String::new(),
+        stderr,
+    };
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let text = std::fs::read_to_string(&stderr).unwrap_or_default();
+        let text = std::fs::read_to_string(&f.stderr).unwrap_or_default();
         if let Some(i) = text.find("live view on http://") {
             let rest = &text[i + "live view on ".len()..];
-            let url = rest.split_whitespace().next().unwrap().to_string();
-            return Follow { child, url, stderr };
+            f.url = rest.split_whitespace().next().unwrap().to_string();
+            return f;
         }
         assert!(Instant::now() < deadline, "no live view announced:\n{text}");
         std::thread::sleep(Duration::from_millis(50));

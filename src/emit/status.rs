@@ -214,7 +214,7 @@ pub fn table(bans: &[SavedBan], status: Option<&Snapshot>, pid: Option<u32>, now
             "ip", "strike", "time left", "since"
         );
         let mut sorted: Vec<&SavedBan> = bans.iter().collect();
-        sorted.sort_by(|a, b| b.since.cmp(&a.since));
+        sorted.sort_by_key(|b| std::cmp::Reverse(b.since));
         for b in sorted {
             let _ = writeln!(
                 o,
