@@ -256,6 +256,16 @@ fn listen_needs_a_token_off_loopback_and_then_asks_every_request_for_it() {
         "{}",
         r.stderr
     );
+    // The same from the config file ([follow] listen).
+    let cfg = dir.path().join("bouncer.toml");
+    std::fs::write(&cfg, "[follow]\nlisten = \"[::]:9180\"\n").unwrap();
+    let r = run(bouncer()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["follow", "--dry-run"])
+        .arg(&log));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("--listen [::]:9180: not a loopback address"), "{}", r.stderr);
     let short = dir.path().join("short.token");
     std::fs::write(&short, "abc\n").unwrap();
     let r = run(bouncer()

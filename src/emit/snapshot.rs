@@ -148,7 +148,7 @@ impl super::sink::Sink for StatusFileSink {
     fn snapshot(&mut self, s: &Snapshot) {
         // `last` starts at i64::MIN: `now - last` would overflow (and, wrapped in a release
         // build, never let the file be written).
-        if s.now < self.last.saturating_add(self.every) {
+        if s.now.wrapping_sub(self.last) < self.every {
             return;
         }
         self.last = s.now;

@@ -280,6 +280,7 @@ fn route(rq: &Request, ctx: &Ctx) -> Route {
                 .and_then(|v| v.parse::<i64>().ok());
             Reply(text(200, JSON, hub.events_json(since)))
         }
+        "/api/stream" if *rq.method() == Method::Head => Reply(text(200, "text/event-stream", "")),
         "/api/stream" => {
             let which = match query.split('&').find_map(|kv| kv.strip_prefix("ip=")) {
                 None => Which::Site,

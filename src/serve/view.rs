@@ -645,7 +645,7 @@ fn chart_15m(
         }
         points.push((t, f64::from(n), lv));
     }
-    chart(t0, t1, &points, set.global_z_threshold)
+    chart(t0, t1, &points, set.global_z_threshold, None)
 }
 
 /// Per minute (average requests/s) from `t0`, over `span` seconds.
@@ -663,10 +663,22 @@ fn chart_history(
         .filter(|m| m.t >= t0 && m.t < current)
         .map(|m| (m.t, m.requests as f64 / 60.0, levels_of(m, w)))
         .collect();
-    chart(t0, t0 + span, &points, set.global_z_threshold)
+    chart(t0, t0 + span, &points, set.global_z_threshold, Some(60))
 }
 
-fn chart(t0: i64, t1: i64, points: &[(i64, f64, Levels)], k: f64) -> Chart {
+/// `step`: each point holds for that many seconds (drawn as a step, so a single minute shows).
+fn chart(t0: i64, t1: i64, points: &[(i64, f64, Levels)], k: f64, step: Option<i64>) -> Chart {
+    let stepped: Vec<(i64, f64, Levels)>;
+    let points = match step {
+        Some(secs) => {
+            stepped = points
+                .iter()
+                .flat_map(|&(t, v, l)| [(t, v, l), ((t + secs).min(t1), v, l)])
+                .collect();
+            &stepped[..]
+        }
+        None => points,
+    };
     let band_hi = |l: &Levels| Some(l.mean? + k * l.std?);
     let max = points
         .iter()
@@ -837,5 +849,24 @@ mod tests {
         assert_eq!(v.bans.len(), 1);
         assert_eq!(v.bans[0].href, "/ip/203.0.113.9");
         assert_eq!(v.bans[0].left, "9 min 50 s");
+    }
+
+    #[test]
+    fn a_single_minute_of_history_is_drawn_as_a_step() {
+        let mut st = state_with_hostile_ban();
+        let m = st.snapshot.started - st.snapshot.started.rem_euclid(60);
+        st.history.push_back(Minute {
+            t: m,
+            requests: 600,
+            peak: 20,
+            site_mean: Some(300.0),
+            site_std: Some(30.0),
+            site_limit: Some(900.0),
+            client_limit: Some(120.0),
+        });
+        let v = site(&st, &DetectSettings::default());
+        assert_eq!(v.chart24.rate.split(' ').count(), 2, "{}", v.chart24.rate);
+        // The band is a polygon: upper edge then lower edge, two points each.
+        assert_eq!(v.chart24.band.split(' ').count(), 4, "{}", v.chart24.band);
     }
 }
