@@ -17,3 +17,4 @@ mod hardening;
 mod incremental;
 mod order;
 mod report;
+mod serve;

@@ -310,6 +310,8 @@ pub struct FollowSettings {
     pub parquet_roll_secs: u64,
     /// `--crowdsec-lapi`: push bans there.
     pub crowdsec: Option<LapiSettings>,
+    /// `--listen`: the live view's address and token.
+    pub listen: Option<crate::serve::Listen>,
 }
 
 impl FollowSettings {
@@ -331,6 +333,20 @@ impl FollowSettings {
         let hooks = match &args.output.chain {
             Some(_) => HookPlan::Only(rules.hook_chain.clone()),
             None => HookPlan::Auto,
+        };
+        let listen = match args.listen.as_ref().or(fc.listen.as_ref()) {
+            Some(addr) => {
+                let token = args.listen_token.as_ref().or(fc.listen_token.as_ref());
+                let insecure = args.listen_insecure || fc.listen_insecure;
+                let (l, notes) =
+                    crate::serve::Listen::resolve(addr, token.map(|p| p.as_path()), insecure)
+                        .map_err(|e| Failure::usage(anyhow!(e)))?;
+                for n in notes {
+                    eprintln!("bouncer: note: {n}");
+                }
+                Some(l)
+            }
+            None => None,
         };
         let webhook = std::env::var("BOUNCER_SLACK_WEBHOOK")
             .ok()
@@ -366,6 +382,7 @@ impl FollowSettings {
                     .unwrap_or(config.fleet.parquet_roll_mins)
                     .max(1),
             crowdsec: crowdsec_settings(&args.crowdsec, config)?,
+            listen,
         })
     }
 }

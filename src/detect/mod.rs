@@ -143,6 +143,12 @@ impl Allowlist {
     }
 }
 
+/// The site's robust deviation as the site-wide rule uses it: at least √median (Poisson noise)
+/// and 1.
+fn site_scale(b: &SiteLevels) -> f64 {
+    b.scale.max(b.median.sqrt()).max(1.0)
+}
+
 /// RFC 1918, CGNAT (100.64/10), link-local, IPv6 ULA (fc00::/7) and link-local (fe80::/10).
 pub fn is_private(ip: &IpAddr) -> bool {
     match ip {
@@ -370,6 +376,18 @@ impl Detector {
         (
             self.levels.map(|l| self.client_snapshot(&l, MINUTE)),
             self.site_levels.map(|l| self.site_snapshot(&l)),
+        )
+    }
+
+    /// Requests per minute window above which the site-wide rule can fire (given as many more
+    /// clients): the larger of `global_multiplier_threshold` × the median, the median plus
+    /// `global_z_threshold` robust deviations, and `global_min_requests`; `None` until learned.
+    pub fn site_alert_limit(&self) -> Option<f64> {
+        let b = self.site_levels?;
+        Some(
+            (b.median + self.s.global_z_threshold * site_scale(&b))
+                .max(self.s.global_multiplier_threshold * b.median)
+                .max(f64::from(self.s.global_min_requests)),
         )
     }
 
@@ -982,7 +1000,7 @@ impl Detector {
         let s = period + w - 1;
         // Requests, as the timeline shows them (a surge of page views or of assets alike).
         let load = c.requests() as f64;
-        let scale = base.scale.max(base.median.sqrt()).max(1.0);
+        let scale = site_scale(&base);
         let z = (load - base.median) / scale;
         let ratio = |x: f64, m: f64| if m > 0.0 { x / m } else { f64::INFINITY };
         let m = ratio(load, base.median);

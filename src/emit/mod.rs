@@ -17,6 +17,7 @@ pub mod rulesets;
 pub mod sink;
 pub mod slack;
 pub mod snapshot;
+pub mod status;
 pub mod summary;
 
 use crate::detect::{

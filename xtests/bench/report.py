@@ -75,9 +75,10 @@ SECTION_TITLE = {
     "parquet": "10 M lines, combined, `--parquet` vs without",
     "base-combined": "1 M lines, combined: this build vs the base build",
     "base-json": "1 M lines, nginx JSON: this build vs the base build",
+    "follow": "1 M lines, combined, appended to a file `follow` tails",
 }
 # Which target lines belong to a section (for a run of one section).
-TARGET_MARK = {"log-format": "--log-format", "parquet": "--parquet"}
+TARGET_MARK = {"log-format": "--log-format", "follow": "`follow`", "parquet": "--parquet"}
 RIVAL = {"combined": ("goaccess", "GoAccess"), "json": ("polars floor", "floor")}
 
 table = ["| input | program | median wall | lines/s | CPU (user+sys) | peak RSS (median / max) | "
@@ -113,6 +114,10 @@ for (section, name), r in runs.items():
         b = (section, "base bouncer analyze")
         ratio = "**%.2f×** the base's time (CPU %.2f×)" % (
             m / med[b], statistics.median(r["cpu"]) / statistics.median(runs[b]["cpu"]))
+    if section == "follow" and name != "bouncer follow" and ("follow", "bouncer follow") in runs:
+        base = statistics.median(runs[("follow", "bouncer follow")]["cpu"])
+        mine = statistics.median(r["cpu"])
+        ratio = "CPU **%+.1f%%** vs without the live view" % (100.0 * (mine - base) / base)
     table.append("| %s | %s | %s | %s | %s | %s / %s | %d | %.1f | %s |" % (
         SECTION_TITLE.get(section, section), name, fmt_s(m), fmt_rate(r["lines"], m),
         fmt_s(statistics.median(r["cpu"])),
@@ -197,6 +202,16 @@ for section in ("base-combined", "base-json"):
         x = med[(section, "bouncer analyze")] / med[(section, "base bouncer analyze")]
         target("%s: within 1.2× of the base build's time" % SECTION_TITLE[section].split(":")[0],
                "%.2f× its time" % x, x <= 1.2)
+if ("follow", "bouncer follow") in runs and ("follow", "bouncer follow --listen, 1 client") in runs:
+    base = statistics.median(runs[("follow", "bouncer follow")]["cpu"])
+    mine = statistics.median(runs[("follow", "bouncer follow --listen, 1 client")]["cpu"])
+    x = 100.0 * (mine - base) / base
+    target("`follow` 1 M lines: the live view with one client costs ≤ 5 % more CPU",
+           "%+.1f%% (%s vs %s CPU, medians)" % (x, fmt_s(mine), fmt_s(base)), x <= 5.0)
+    m = med[("follow", "bouncer follow")]
+    rate = runs[("follow", "bouncer follow")]["lines"] / (m / 1000.0)
+    target("`follow` sustains ≥ 200 k lines/s through the tail path", "%s (median wall %s)" % (
+        fmt_rate(runs[("follow", "bouncer follow")]["lines"], m), fmt_s(m)), rate >= 200e3)
 for (section, name), r in runs.items():
     if section == "big":
         peak = max(r["rss"])

@@ -3,8 +3,8 @@
 # and firewall load at 100 k bans. Writes BENCHMARKS.md at the repo root.
 #
 #   xtests/bench/run.sh [--runs N] [--runs-10m N] [--skip-10m] [--skip-firewall]
-#                       [--skip-analyze] [--only-log-format] [--only-parquet] [--profile]
-#                       [--no-write]
+#                       [--skip-analyze] [--only-log-format] [--only-follow] [--skip-follow]
+#                       [--only-parquet] [--profile] [--no-write]
 #
 # Environment:
 #   BENCH_DIR          generated inputs and scratch (default ~/.cache/bouncer-bench; never the repo)
@@ -26,7 +26,12 @@
 #      (target: within 1.3× of its time). --only-log-format runs just this section and puts its
 #      rows into the existing BENCHMARKS.md (the other rows stay as the last full run wrote them).
 #      The parser alone, without the rest of analyze: `cargo bench --bench parse_formats`.
-#   6. bouncer analyze --parquet DIR vs without, 10 M combined: time, peak RSS, and the bytes
+#   6. bouncer follow through the tail path (not --replay): the 1 M combined file appended to a
+#      tailed file, CPU of the follow process until it has read every line, without and with the
+#      live view (--listen, one event-stream client connected); xtests/bench/follow_tail.py does
+#      one run. Targets: the dashboard costs ≤ 5 % more CPU; ≥ 200 k lines/s. --only-follow runs
+#      just this section and puts its rows into the existing BENCHMARKS.md.
+#   7. bouncer analyze --parquet DIR vs without, 10 M combined: time, peak RSS, and the bytes
 #      written per million lines. --only-parquet runs just this section (merged into
 #      BENCHMARKS.md like --only-log-format).
 #   --profile: perf record of bouncer on both 1 M files, folded by stage (perf_fold.py) into
@@ -49,6 +54,8 @@ DO_LOGFMT=1
 ONLY_LOGFMT=0
 DO_PARQUET=1
 ONLY_PARQUET=0
+DO_FOLLOW=1
+ONLY_FOLLOW=0
 WRITE=1
 COMMAND="${BOUNCER:+BOUNCER=$BOUNCER }${BOUNCER_BASE:+BOUNCER_BASE=$BOUNCER_BASE }xtests/bench/run.sh $*"
 while [ $# -gt 0 ]; do
@@ -58,8 +65,10 @@ while [ $# -gt 0 ]; do
         --skip-10m) DO_10M=0; DO_PARQUET=0; shift ;;
         --skip-firewall) DO_FW=0; shift ;;
         --skip-analyze) DO_ANALYZE=0; DO_10M=0; DO_LOGFMT=0; DO_PARQUET=0; shift ;;
-        --only-log-format) ONLY_LOGFMT=1; DO_ANALYZE=0; DO_10M=0; DO_FW=0; DO_PARQUET=0; shift ;;
-        --only-parquet) ONLY_PARQUET=1; DO_ANALYZE=0; DO_10M=0; DO_FW=0; DO_LOGFMT=0; shift ;;
+        --only-log-format) ONLY_LOGFMT=1; DO_ANALYZE=0; DO_10M=0; DO_FW=0; DO_FOLLOW=0; DO_PARQUET=0; shift ;;
+        --only-follow) ONLY_FOLLOW=1; DO_ANALYZE=0; DO_10M=0; DO_FW=0; DO_LOGFMT=0; DO_PARQUET=0; shift ;;
+        --only-parquet) ONLY_PARQUET=1; DO_ANALYZE=0; DO_10M=0; DO_FW=0; DO_LOGFMT=0; DO_FOLLOW=0; shift ;;
+        --skip-follow) DO_FOLLOW=0; shift ;;
         --profile) DO_PROFILE=1; shift ;;
         --no-write) WRITE=0; shift ;;
         -h|--help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -138,7 +147,7 @@ gen() {   # name lines days
         python3 "$HERE/gen.py" --lines "$2" --days "$3" --out "$BENCH_DIR" --name "$1"
     fi
 }
-if [ $DO_ANALYZE = 1 ] || [ $DO_LOGFMT = 1 ]; then gen bench-1m 1000000 3; fi
+if [ $DO_ANALYZE = 1 ] || [ $DO_LOGFMT = 1 ] || [ $DO_FOLLOW = 1 ]; then gen bench-1m 1000000 3; fi
 if [ $DO_10M = 1 ] || [ $DO_PARQUET = 1 ]; then gen bench-10m 10000000 21; fi
 
 # ------------------------------------------------------------------ measuring
@@ -242,11 +251,28 @@ if [ $DO_LOGFMT = 1 ]; then
         "bouncer analyze --log-format|$L1|$SCRATCH/with-format $BOUNCER $BENCH_DIR/bench-1m.log $OUT $SCRATCH/format.txt"
 fi
 
-# ------------------------------------------------------------------ 6. --parquet
+# ------------------------------------------------------------------ 6. follow, tail path
+if [ $DO_FOLLOW = 1 ]; then
+    say "6. follow through the tail path, 1 M combined lines appended: without and with the live view"
+    for i in warmup $(seq 1 "$RUNS"); do
+        for mode in plain dashboard; do
+            name="bouncer follow"
+            [ $mode = dashboard ] && name="bouncer follow --listen, 1 client"
+            read -r wall rss lines cpu load updates view_cpu < <(python3 "$HERE/follow_tail.py" \
+                "$BOUNCER" "$BENCH_DIR/bench-1m.log" "$SCRATCH" "$mode" "$i")
+            [ "$i" = warmup ] || printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' follow "$name" "$i" \
+                "$wall" "$rss" "$lines" "$cpu" "$load" >> "$RES"
+            printf '   %-34s run %-6s %8s ms wall %8s ms cpu %6d MB %s updates, view threads %s ms cpu\n' \
+                "$name" "$i" "$wall" "$cpu" "$(( rss / 1024 ))" "$updates" "$view_cpu" >&2
+        done
+    done
+fi
+
+# ------------------------------------------------------------------ 7. --parquet
 PQ="$BENCH_DIR/parquet.tsv"   # lines  bytes  files  rows
 if [ $DO_PARQUET = 1 ]; then
     L10=$(python3 -c "import json; print(json.load(open('$BENCH_DIR/bench-10m.meta.json'))['lines'])")
-    say "6. combined, 10 M lines: bouncer analyze --parquet vs without"
+    say "7. combined, 10 M lines: bouncer analyze --parquet vs without"
     # Each --parquet run starts from an empty directory (the wrapper removes it first).
     printf '#!/bin/sh\nrm -rf "$4"\nexec "$1" analyze "$2" --out "$3" --parquet "$4" --node bench\n' \
         > "$SCRATCH/with-parquet"
@@ -389,6 +415,7 @@ BOUNCER_VERSION=$("$BOUNCER" --version)
 RUN_AT=$(date -u '+%Y-%m-%d %H:%M UTC')
 export GIT_REV GIT_DIRTY LOAD_END BOUNCER_VERSION RUN_AT
 ONLY_SECTION=$([ $ONLY_LOGFMT = 1 ] && echo log-format || true)
+[ $ONLY_FOLLOW = 1 ] && ONLY_SECTION=follow
 [ $ONLY_PARQUET = 1 ] && ONLY_SECTION=parquet
 export BENCH_DIR ROOT COMMAND OUTPUTS RES FW PQ BOUNCER FLOOR WRITE LOAD_START BOUNCER_SRC BOUNCER_BUILT ONLY_SECTION
 # Kept so `python3 xtests/bench/report.py` can re-render BENCHMARKS.md (e.g. after editing
