@@ -12,7 +12,7 @@ use super::metrics::Metrics;
 use super::view;
 use crate::detect::live::{Event, UnbanReason};
 use crate::detect::{Decision, DetectSettings};
-use crate::emit::sink::{FirewallNote, Note, Sink};
+use crate::emit::sink::{CrowdsecNote, FirewallNote, Note, Sink};
 use crate::emit::snapshot::Snapshot;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
@@ -61,6 +61,11 @@ pub struct Counters {
     pub unbans: BTreeMap<&'static str, u64>,
     pub firewall_failures: BTreeMap<String, u64>,
     pub dropped: u64,
+    /// CrowdSec LAPI pushes by outcome (`delivered`, `skipped`: expired before it could be
+    /// sent, `dropped`: queue full or refused for good); empty without `--crowdsec-lapi`.
+    pub crowdsec_pushes: BTreeMap<&'static str, u64>,
+    /// Whether the LAPI is failing now (None: no CrowdSec note yet).
+    pub crowdsec_failing: Option<bool>,
 }
 
 pub struct HubState {
@@ -141,6 +146,25 @@ impl Hub {
                     }
                     Note::Firewall(FirewallNote::Failed { family, .. }) => {
                         *st.counters.firewall_failures.entry(family).or_insert(0) += 1;
+                    }
+                    Note::Crowdsec(cs) => {
+                        let c = &mut st.counters;
+                        let outcome = match cs {
+                            CrowdsecNote::Delivered { skipped: true, .. } => Some("skipped"),
+                            CrowdsecNote::Delivered { .. } => Some("delivered"),
+                            CrowdsecNote::Dropped { .. } => Some("dropped"),
+                            CrowdsecNote::Failing { .. } | CrowdsecNote::Recovered { .. } => None,
+                        };
+                        if let Some(o) = outcome {
+                            *c.crowdsec_pushes.entry(o).or_insert(0) += 1;
+                        }
+                        match cs {
+                            CrowdsecNote::Failing { .. } => c.crowdsec_failing = Some(true),
+                            CrowdsecNote::Recovered { .. } => c.crowdsec_failing = Some(false),
+                            _ => {
+                                c.crowdsec_failing.get_or_insert(false);
+                            }
+                        }
                     }
                     _ => {}
                 }
@@ -453,5 +477,43 @@ mod tests {
         ));
         hub.apply(Msg::Snapshot(Box::new(snap(101, vec![]))));
         assert_eq!(hub.wait(1, Duration::from_millis(1)), (2, 2));
+    }
+
+    #[test]
+    fn crowdsec_pushes_are_counted_for_metrics() {
+        let hub = Hub::new(DetectSettings::default());
+        hub.apply(Msg::Snapshot(Box::new(snap(100, vec![]))));
+        assert!(!hub.metrics.encode().contains("bouncer_crowdsec"));
+        let note = |n: CrowdsecNote| Msg::Note(Note::Crowdsec(n), 0);
+        hub.apply(note(CrowdsecNote::Failing {
+            error: "cannot connect".into(),
+            pending: 2,
+        }));
+        hub.apply(Msg::Snapshot(Box::new(snap(101, vec![]))));
+        assert!(hub
+            .metrics
+            .encode()
+            .contains("bouncer_crowdsec_failing 1.0\n"));
+        hub.apply(note(CrowdsecNote::Recovered { pending: 2 }));
+        for skipped in [false, true, false] {
+            hub.apply(note(CrowdsecNote::Delivered {
+                what: "ban 192.0.2.1".into(),
+                skipped,
+                ms: 3,
+            }));
+        }
+        hub.apply(note(CrowdsecNote::Dropped {
+            what: "ban 192.0.2.2".into(),
+        }));
+        hub.apply(Msg::Snapshot(Box::new(snap(102, vec![]))));
+        let m = hub.metrics.encode();
+        for line in [
+            "bouncer_crowdsec_pushes_total{outcome=\"delivered\"} 2\n",
+            "bouncer_crowdsec_pushes_total{outcome=\"skipped\"} 1\n",
+            "bouncer_crowdsec_pushes_total{outcome=\"dropped\"} 1\n",
+            "bouncer_crowdsec_failing 0.0\n",
+        ] {
+            assert!(m.contains(line), "{line:?} not in:\n{m}");
+        }
     }
 }

@@ -272,6 +272,25 @@ impl Collector for FromState {
                     .unwrap_or_default(),
             },
             Family {
+                name: "bouncer_crowdsec_pushes",
+                help: "CrowdSec LAPI pushes (bans and deletions), by outcome (delivered, skipped: expired before it could be sent, dropped: queue full or refused for good)",
+                kind: MetricType::Counter,
+                series: c
+                    .crowdsec_pushes
+                    .iter()
+                    .map(|(o, n)| (vec![("outcome", *o)], *n as f64))
+                    .collect(),
+            },
+            Family {
+                name: "bouncer_crowdsec_failing",
+                help: "1 while the CrowdSec LAPI does not take pushes (they wait, saved in the state)",
+                kind: MetricType::Gauge,
+                series: c
+                    .crowdsec_failing
+                    .map(|f| one(if f { 1.0 } else { 0.0 }))
+                    .unwrap_or_default(),
+            },
+            Family {
                 name: "bouncer_state_save_failing",
                 help: "1 while the state cannot be saved (bans are enforced from memory)",
                 kind: MetricType::Gauge,
