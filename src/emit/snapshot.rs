@@ -124,7 +124,8 @@ impl Snapshot {
 pub struct StatusFileSink {
     path: std::path::PathBuf,
     every: i64,
-    last: i64,
+    /// Log time of the last write (none yet: the first snapshot is written at once).
+    last: Option<i64>,
 }
 
 /// The file name, in the state directory.
@@ -135,7 +136,7 @@ impl StatusFileSink {
         StatusFileSink {
             path: dir.join(STATUS_FILE),
             every: every_secs,
-            last: i64::MIN,
+            last: None,
         }
     }
 }
@@ -146,15 +147,40 @@ impl super::sink::Sink for StatusFileSink {
     }
 
     fn snapshot(&mut self, s: &Snapshot) {
-        // saturating: `last` starts at i64::MIN, and `now - i64::MIN` overflowed (wrapped to a
-        // negative number in release builds, so the file was never written).
-        if s.now.saturating_sub(self.last) < self.every {
+        if self
+            .last
+            .is_some_and(|last| s.now < last.saturating_add(self.every))
+        {
             return;
         }
-        self.last = s.now;
+        self.last = Some(s.now);
         // A failure here (full disk) shows in the state-save note; the next tick retries.
         if let Ok(bytes) = serde_json::to_vec(s) {
             let _ = super::write_atomic(&self.path, &bytes);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::emit::sink::Sink;
+
+    #[test]
+    fn status_file_is_written_at_once_then_every_few_seconds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(STATUS_FILE);
+        let mut sink = StatusFileSink::new(dir.path(), 5);
+        let at = |now| Snapshot {
+            now,
+            ..Snapshot::default()
+        };
+        sink.snapshot(&at(1_000));
+        assert!(path.exists(), "the first snapshot is written");
+        std::fs::remove_file(&path).unwrap();
+        sink.snapshot(&at(1_004));
+        assert!(!path.exists(), "not again within 5 s");
+        sink.snapshot(&at(1_005));
+        assert!(path.exists(), "again after 5 s");
     }
 }
