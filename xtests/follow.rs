@@ -120,7 +120,7 @@ fn dry_run_follows_appends_bans_saves_state_and_stops_on_sigterm() {
     }
     // status sees the bans through the state file.
     wait_for(
-        &state.join("follow-state.json"),
+        &state.join("bans.json"),
         "192.168.4.25",
         Duration::from_secs(10),
     );

@@ -278,7 +278,8 @@ exec setpriv --bounding-set="-all,$caps" --no-new-privs "$@""#;
     assert!(status.success(), "{status}:\n{}", read());
     assert!(!read().contains("firewall: IPv"), "{}", read());
     for f in [
-        "var/lib/bouncer/follow-state.json",
+        "var/lib/bouncer/bans.json",
+        "var/lib/bouncer/core.bin",
         "var/log/bouncer/audit.jsonl",
     ] {
         let m = std::fs::metadata(root.join(f)).unwrap();
@@ -431,7 +432,8 @@ fn compose_nginx_log_format_and_bouncer_command_work_in_a_namespace() {
     let _ = nginx.wait();
     assert!(!read().contains("unparseable"), "{}", read());
     assert!(!read().contains("firewall: IPv"), "{}", read());
-    assert!(dir.path().join("state/follow-state.json").exists());
+    assert!(dir.path().join("state/bans.json").exists());
+    assert!(dir.path().join("state/core.bin").exists());
 
     let out = dir.path().join("out");
     let r = run(bin()

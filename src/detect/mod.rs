@@ -334,6 +334,17 @@ impl Detector {
         &self.decisions
     }
 
+    /// Drop the first `n` decisions (`follow` has published them).
+    pub fn forget_decisions(&mut self, n: usize) {
+        self.decisions.drain(..n.min(self.decisions.len()));
+    }
+
+    /// Keep only the last `n` timeline points.
+    pub fn keep_timeline(&mut self, n: usize) {
+        let extra = self.timeline.len().saturating_sub(n);
+        self.timeline.drain(..extra);
+    }
+
     /// Whether `ip` may never be banned (allowlist, the host itself, optionally private ranges).
     pub fn is_allowlisted(&self, ip: &IpAddr) -> bool {
         self.allow.contains(ip)
@@ -351,6 +362,19 @@ impl Detector {
             st.agents_seen = Recent::default();
             st.error_paths = Recent::default();
             st.page_paths = Distinct::default();
+        }
+    }
+
+    /// End the ban episode of every client in one for which `banned` is false.
+    pub fn end_episodes_unless(&mut self, banned: impl Fn(&IpAddr) -> bool) {
+        let ended: Vec<IpAddr> = self
+            .ips
+            .iter()
+            .filter(|(ip, st)| st.banned_at.is_some() && !banned(ip))
+            .map(|(ip, _)| *ip)
+            .collect();
+        for ip in ended {
+            self.end_episode(&ip);
         }
     }
 

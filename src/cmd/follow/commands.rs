@@ -7,7 +7,6 @@ use crate::cli::{StatusArgs, UnbanArgs};
 use crate::cmd::settings::ruleset_options;
 use crate::cmd::Failure;
 use crate::config::ConfigFile;
-use crate::detect::live::Event;
 use crate::emit::firewall::{self, Backend, Exec};
 use crate::parse::format_time;
 use anyhow::anyhow;
@@ -17,7 +16,7 @@ use std::time::Duration;
 
 /// `bouncer status`: active bans from the state, one JSON object per line.
 pub fn status(args: StatusArgs) -> Result<(), Failure> {
-    let st = state::load(&args.state)
+    let st = state::load_bans(&args.state)
         .map_err(Failure::input)?
         .ok_or_else(|| {
             Failure::input(anyhow!(
@@ -28,7 +27,7 @@ pub fn status(args: StatusArgs) -> Result<(), Failure> {
         })?;
     let now = wall_now();
     let mut out = std::io::stdout().lock();
-    for (ip, b) in st.live.bans.active() {
+    for (ip, b) in st.bans.active() {
         let line = serde_json::json!({
             "ip": ip, "since": format_time(b.since), "until": b.until.map(format_time),
             "remaining_secs": b.until.map(|u| (u - now).max(0)), "strike": b.strike, "reason": b.reason,
@@ -38,12 +37,12 @@ pub fn status(args: StatusArgs) -> Result<(), Failure> {
     if let Some(pid) = state::running_pid(&args.state) {
         eprintln!(
             "follow is running (pid {pid}); {} active ban(s)",
-            st.live.bans.active().len()
+            st.bans.active().len()
         );
     } else {
         eprintln!(
             "follow is not running; {} active ban(s) in the saved state",
-            st.live.bans.active().len()
+            st.bans.active().len()
         );
     }
     Ok(())
@@ -74,24 +73,15 @@ pub fn unban(args: UnbanArgs, config: ConfigFile) -> Result<(), Failure> {
             path.display()
         )));
     }
-    let mut st = state::load(dir)
+    let mut st = state::load_bans(dir)
         .map_err(Failure::input)?
         .ok_or_else(|| Failure::input(anyhow!("{}: no follow state here", dir.display())))?;
-    let events = match args.ip {
-        Some(ip) => st.live.unban(&ip).into_iter().collect(),
-        None => st.live.unban_all(),
+    // The detector's episodes of these IPs end when follow next starts (it ends the episode of
+    // every IP that is no longer banned).
+    let ips: Vec<IpAddr> = match args.ip {
+        Some(ip) => st.bans.unban(&ip).map(|_| ip).into_iter().collect(),
+        None => st.bans.unban_all().into_iter().map(|(ip, _)| ip).collect(),
     };
-    let ips: Vec<IpAddr> = events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Unban { ip, .. } => Some(*ip),
-            _ => None,
-        })
-        .collect();
-    if ips.is_empty() {
-        eprintln!("nothing to unban");
-        return Ok(());
-    }
     let rules = ruleset_options(&args.output, &config)?;
     let backend = args.backend.unwrap_or(match st.backend.as_deref() {
         Some("iptables") => Backend::Iptables,
@@ -102,7 +92,7 @@ pub fn unban(args: UnbanArgs, config: ConfigFile) -> Result<(), Failure> {
     for ip in &ips {
         st.owned.remove(ip);
     }
-    state::save(dir, &st).map_err(Failure::input)?;
+    state::save_bans(dir, &st).map_err(Failure::input)?;
     for ip in ips {
         eprintln!("unbanned {ip}");
     }
