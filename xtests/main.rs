@@ -15,3 +15,4 @@ mod hardening;
 mod incremental;
 mod order;
 mod report;
+mod torture;

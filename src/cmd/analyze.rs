@@ -388,6 +388,7 @@ fn analysis(
         parse_errors,
         late_requests: st.late,
         distinct_ips: d.distinct_ips() as u64,
+        distinct_ips_estimated: !d.distinct_ips_exact(),
         first_time: st.first_time.map(format_time),
         last_time: st.last_time.map(format_time),
         peak_window_requests: st.peak_window_requests,

@@ -42,6 +42,9 @@ pub struct Analysis {
     /// Requests later than the reorder tolerance, counted in the second they arrived.
     pub late_requests: u64,
     pub distinct_ips: u64,
+    /// `distinct_ips` is an estimate (±1 %): more than 100 000 clients were seen.
+    #[serde(default)]
+    pub distinct_ips_estimated: bool,
     /// First and last log time (RFC 3339), null when nothing was read.
     pub first_time: Option<String>,
     pub last_time: Option<String>,

@@ -269,7 +269,10 @@ impl Reader {
         buf: &mut [u8],
         out: &mut Vec<(u64, Line)>,
     ) -> io::Result<Result<(), Rewritten>> {
-        if let (Role::Current, Body::Plain(f)) = (self.role, &self.body) {
+        // Any plain file may have been truncated (a copytruncate, then a rename, while we
+        // were paused); only what comes from the copy is immutable.
+        let plain = matches!(self.body, Body::Plain(_)) && self.role != Role::Finite;
+        if let (true, Body::Plain(f)) = (plain, &self.body) {
             if f.metadata()?.len() < self.read_pos {
                 return Ok(Err(Rewritten));
             }
@@ -304,7 +307,7 @@ impl Reader {
                 self.at_end = true;
                 break;
             }
-            if self.role == Role::Current && self.read_pos > 0 && !self.head_unchanged()? {
+            if plain && self.read_pos > 0 && !self.head_unchanged()? {
                 // Truncated and refilled (copytruncate) since the last read: these bytes are
                 // the new content at an old offset, not a continuation.
                 return Ok(Err(Rewritten));
@@ -708,11 +711,15 @@ impl TailFile {
         Ok(())
     }
 
-    /// The current reader (at `i`) was truncated in place: read the rest of the old content
-    /// from its copy, then the file from the start.
+    /// The reader at `i` was truncated in place: read the rest of the old content from its
+    /// copy, then the file from the start.
     fn recover_copytruncate(&mut self, i: usize) -> io::Result<()> {
         let old_head = self.readers[i].head.clone();
         let (offset, line) = (self.readers[i].offset, self.readers[i].line);
+        // The old content goes on in the copy: it keeps the reader's id and what was handed out
+        // of it (lines of it may still wait to be handed out); the file read again from its
+        // start is a new stream with an id of its own.
+        let (old_id, handed_out) = (self.readers[i].id, self.readers[i].consumed);
         let fp = Fingerprint::of(&old_head);
         let inode = (self.readers[i].dev, self.readers[i].inode);
         let mut copies: Vec<Opened> = rotated_siblings(&self.path)
@@ -724,14 +731,15 @@ impl TailFile {
         let mut recovered = None;
         for o in copies {
             let name = o.path.clone();
-            let id = self.id();
-            if let Ok(Some(r)) = o.reader(id, offset, line, Role::Finite) {
+            if let Ok(Some(mut r)) = o.reader(old_id, offset, line, Role::Finite) {
+                r.consumed = handed_out;
                 recovered = Some((r, name));
                 break;
             }
         }
         self.remember(&old_head);
         self.readers[i].restart();
+        self.readers[i].id = self.id();
         match recovered {
             Some((r, name)) => {
                 self.notes.push(format!(

@@ -239,8 +239,8 @@ struct Saves {
     bans_written: Option<Vec<u8>>,
     bans_dirty: bool,
     last_bans: i64,
-    /// `core.bin`: requests since the last write, and when that was.
-    requests_since_core: u64,
+    /// `core.bin`: batches taken since the last write, and when that was.
+    batches_since_core: u64,
     last_core: i64,
     /// The last failure (said once; retried every second).
     error: Option<String>,
@@ -253,7 +253,7 @@ impl Default for Saves {
             bans_written: None,
             bans_dirty: true,
             last_bans: i64::MIN,
-            requests_since_core: 1, // a first core at once: the inputs' starting points
+            batches_since_core: 1, // a first core at once: the inputs' starting points
             last_core: i64::MIN,
             error: None,
             last_attempt: i64::MIN,
@@ -273,7 +273,8 @@ impl Loop {
                     self.live.push(r, now_ms);
                 }
                 self.count(now_ms.div_euclid(1000), requests.len());
-                self.saves.requests_since_core += requests.len() as u64;
+                // Any batch moves the checkpoints (even one of unparseable lines).
+                self.saves.batches_since_core += 1;
                 if self.live.detector.decisions().len() > decided {
                     // A ban waits for nothing: publish it now, not at the next tick.
                     self.tick(now_ms, false);
@@ -485,14 +486,14 @@ impl Loop {
                 self.saves.bans_dirty = false;
             }
         }
-        let core_due = self.saves.requests_since_core > 0
+        let core_due = self.saves.batches_since_core > 0
             && (force || retry || now - self.saves.last_core >= state::CORE_EVERY_SECS);
         if result.is_ok() && core_due {
             self.saves.last_core = now;
             let inputs: Vec<_> = self.inputs.checkpoints.iter().flatten().cloned().collect();
             result = state::save_core(&dir, &self.live, &inputs).map(|_| ());
             if result.is_ok() {
-                self.saves.requests_since_core = 0;
+                self.saves.batches_since_core = 0;
             }
         }
         match result {
