@@ -172,7 +172,11 @@ impl Follower {
             .count()
             .eq(&(self.starts as usize))
         {
-            assert!(Instant::now() < deadline, "follow did not start:\n{}", self.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "follow did not start:\n{}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -188,7 +192,11 @@ impl Follower {
     fn exited(&mut self) -> bool {
         match self.child.as_mut().map(|c| c.try_wait()) {
             Some(Ok(Some(status))) => {
-                assert!(status.success(), "follow exited {status}:\n{}", self.log_text());
+                assert!(
+                    status.success(),
+                    "follow exited {status}:\n{}",
+                    self.log_text()
+                );
                 self.child = None;
                 true
             }
@@ -397,5 +405,8 @@ fn torture_follow_loses_and_repeats_no_line_across_rotations_pauses_and_restarts
         &repeated[..repeated.len().min(10)],
         f.log_text()
     );
-    assert!(total >= 20 && restarts >= 1 && pauses >= 1, "too little happened");
+    assert!(
+        total >= 20 && restarts >= 1 && pauses >= 1,
+        "too little happened"
+    );
 }

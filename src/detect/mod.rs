@@ -49,13 +49,13 @@ use baseline::{ClientLevels, LearnSpan, Learner, Peaks, SiteLevels, LONG, MINUTE
 pub use decision::{
     Action, BaselineSnapshot, BaselineSource, Check, Count, DecidedBy, Decision, Rule, Window,
 };
+use distinct::DistinctIps;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 pub use settings::DetectSettings;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
 use top::{StatusCounts, TopK};
-use distinct::DistinctIps;
 use window::{Buckets, Counts, Distinct, Recent};
 
 /// Periods of context kept per IP (its own history, and the plot before a ban).
@@ -670,10 +670,7 @@ impl Detector {
                 .push_site_minute(period, c.requests() as f64, clients, c.pages, c.errors);
         }
         self.period_site = Counts::default();
-        if self
-            .last_sweep
-            .is_none_or(|l| t - l >= SWEEP_EVERY_SECS)
-        {
+        if self.last_sweep.is_none_or(|l| t - l >= SWEEP_EVERY_SECS) {
             self.sweep(t);
         }
         let new_hour = t.div_euclid(3600);

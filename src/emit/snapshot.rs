@@ -139,7 +139,9 @@ impl super::sink::Sink for StatusFileSink {
     }
 
     fn snapshot(&mut self, s: &Snapshot) {
-        if s.now - self.last < self.every {
+        // saturating: `last` starts at i64::MIN, and `now - MIN` wrapped to a negative number,
+        // so status.json was never written.
+        if s.now.saturating_sub(self.last) < self.every {
             return;
         }
         self.last = s.now;

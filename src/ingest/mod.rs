@@ -372,11 +372,10 @@ impl LiveInputs {
             let (reader, spec, notes): (Box<dyn LineSource>, Spec, Vec<String>) = match src {
                 LiveSource::Tail(p) => {
                     let mine = saved.iter().find(|c| c.path == name);
-                    let t =
-                        tail::TailFile::open(p, mine, start).map_err(|e| InputError::Open {
-                            path: name.clone(),
-                            source: e,
-                        })?;
+                    let t = tail::TailFile::open(p, mine, start).map_err(|e| InputError::Open {
+                        path: name.clone(),
+                        source: e,
+                    })?;
                     let notes = t.notes.clone();
                     let spec = opts.spec_for(&Source::File(p.clone()));
                     let source = tail::TailSource::new(t, opts.max_line_bytes);

@@ -674,7 +674,10 @@ impl TailFile {
         let id = (m.dev(), m.ino());
         let current = self.readers.iter().find(|r| r.role == Role::Current);
         if current.is_some_and(|c| (c.dev, c.inode) == id)
-            || self.readers.iter().any(|r| (r.dev, r.inode) == id && !r.gzip)
+            || self
+                .readers
+                .iter()
+                .any(|r| (r.dev, r.inode) == id && !r.gzip)
         {
             return Ok(());
         }

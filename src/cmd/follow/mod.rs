@@ -466,7 +466,10 @@ impl Loop {
         }
         self.saves.last_attempt = now;
         let mut result = Ok(());
-        let bans_due = self.saves.bans_dirty || retry || force || now - self.saves.last_bans >= SAVE_EVERY_SECS;
+        let bans_due = self.saves.bans_dirty
+            || retry
+            || force
+            || now.saturating_sub(self.saves.last_bans) >= SAVE_EVERY_SECS;
         if bans_due {
             self.saves.last_bans = now;
             let b = state::Bans {
@@ -487,7 +490,9 @@ impl Loop {
             }
         }
         let core_due = self.saves.batches_since_core > 0
-            && (force || retry || now - self.saves.last_core >= state::CORE_EVERY_SECS);
+            && (force
+                || retry
+                || now.saturating_sub(self.saves.last_core) >= state::CORE_EVERY_SECS);
         if result.is_ok() && core_due {
             self.saves.last_core = now;
             let inputs: Vec<_> = self.inputs.checkpoints.iter().flatten().cloned().collect();

@@ -123,7 +123,10 @@ fn copytruncate_refilled_past_the_old_offset_is_noticed() {
     f.set_len(0).unwrap();
     drop(f);
     append(&p, "fresh-1 that is long\nfresh-2\n");
-    assert_eq!(lines(&mut t), vec!["three", "fresh-1 that is long", "fresh-2"]);
+    assert_eq!(
+        lines(&mut t),
+        vec!["three", "fresh-1 that is long", "fresh-2"]
+    );
     // and a copy that was compressed at once
     append(&p, "fresh-3\n");
     let text = std::fs::read_to_string(&p).unwrap();
@@ -176,7 +179,11 @@ fn a_restart_finds_the_file_it_left_among_the_rotations_gzip_or_not() {
     append(&p, "c1\n");
     let mut t = TailFile::open(&p, Some(&cp), StartAt::End).unwrap();
     assert_eq!(all_lines(&mut t), vec!["a2", "a3", "b1", "c1"]);
-    assert!(t.notes.iter().any(|n| n.contains("access.log.2.gz")), "{:?}", t.notes);
+    assert!(
+        t.notes.iter().any(|n| n.contains("access.log.2.gz")),
+        "{:?}",
+        t.notes
+    );
 
     // Renamed, not compressed, and still written to by a writer that has not reopened.
     let cp = t.checkpoint();
