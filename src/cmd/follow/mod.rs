@@ -18,6 +18,7 @@
 mod commands;
 mod replay;
 mod state;
+mod stored;
 
 pub use commands::{status, unban};
 

@@ -15,8 +15,9 @@
 //! whole every 5 s) is read once and replaced. Temp files a `kill -9` left behind during a save
 //! are removed at start.
 
-use crate::detect::bans::BanBook;
-use crate::detect::live::{Core, CoreRef, Event, Live};
+use super::stored::bincode_options;
+pub use super::stored::{parse_bans, parse_core, Bans, CoreFile, CoreFileRef, STATE_VERSION};
+use crate::detect::live::{Event, Live};
 use crate::emit::{remove_stale_temps, write_atomic, write_atomic_with};
 use crate::ingest::checkpoint::Checkpoint;
 use crate::ingest::tail::TailCheckpoint;
@@ -31,40 +32,10 @@ pub const BANS_FILE: &str = "bans.json";
 pub const CORE_FILE: &str = "core.bin";
 /// The previous version's single state file.
 pub const LEGACY_FILE: &str = "follow-state.json";
-pub const STATE_VERSION: u32 = 2;
 /// The core snapshot is rewritten at most this often (when requests came).
 pub const CORE_EVERY_SECS: i64 = 30;
-/// A core file larger than this is refused (a damaged length field must not allocate it).
-const CORE_LIMIT: u64 = 4 << 30;
 const PID_FILE: &str = "follow.pid";
 const INBOX: &str = "inbox";
-
-/// `bans.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Bans {
-    pub version: u32,
-    pub bans: BanBook,
-    /// Firewall entries bouncer added and still owns (it lifts only these).
-    #[serde(default)]
-    pub owned: BTreeSet<IpAddr>,
-    pub backend: Option<String>,
-}
-
-/// `core.bin`, as written (borrowed: a save copies nothing).
-#[derive(Serialize)]
-pub struct CoreFileRef<'a> {
-    pub version: u32,
-    pub core: CoreRef<'a>,
-    pub inputs: &'a [TailCheckpoint],
-}
-
-/// `core.bin`, as read.
-#[derive(Deserialize)]
-pub struct CoreFile {
-    pub version: u32,
-    pub core: Core,
-    pub inputs: Vec<TailCheckpoint>,
-}
 
 /// The previous version's `follow-state.json`.
 #[derive(Deserialize)]
@@ -81,28 +52,6 @@ struct Legacy {
 pub struct Loaded {
     pub bans: Option<Bans>,
     pub core: Option<CoreFile>,
-}
-
-fn bincode_options() -> impl Options {
-    bincode::DefaultOptions::new().with_limit(CORE_LIMIT)
-}
-
-/// Read `bans.json` (its text) back.
-pub fn parse_bans(text: &[u8]) -> anyhow::Result<Bans> {
-    let b: Bans = serde_json::from_slice(text)?;
-    if b.version != STATE_VERSION {
-        return Err(anyhow!("version {} is not {STATE_VERSION}", b.version));
-    }
-    Ok(b)
-}
-
-/// Read `core.bin` back.
-pub fn parse_core(bytes: impl std::io::Read) -> anyhow::Result<CoreFile> {
-    let c: CoreFile = bincode_options().deserialize_from(bytes)?;
-    if c.version != STATE_VERSION {
-        return Err(anyhow!("version {} is not {STATE_VERSION}", c.version));
-    }
-    Ok(c)
 }
 
 fn read_optional(path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
