@@ -9,7 +9,7 @@ use bouncer_fuzz::parse::Request;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(c) = parse_core(data) else {
+    let Ok(c) = parse_core(data, data.len() as u64) else {
         return;
     };
     if c.core.detector.settings().validate().is_err() {

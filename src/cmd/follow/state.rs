@@ -79,7 +79,11 @@ pub fn load(dir: &Path) -> anyhow::Result<Option<Loaded>> {
     let core_path = dir.join(CORE_FILE);
     let core = match std::fs::File::open(&core_path) {
         Ok(f) => Some(
-            parse_core(std::io::BufReader::with_capacity(1 << 20, f)).with_context(|| {
+            parse_core(
+                std::io::BufReader::with_capacity(1 << 20, &f),
+                f.metadata().map_or(0, |m| m.len()),
+            )
+            .with_context(|| {
                 format!(
                     "{}: unreadable; move it away to start over (the bans in {BANS_FILE} are kept)",
                     core_path.display()
