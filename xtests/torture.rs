@@ -315,7 +315,7 @@ fn torture_follow_loses_and_repeats_no_line_across_rotations_pauses_and_restarts
                 }
             }
             rotations[KINDS.iter().position(|k| *k == kind).unwrap()] += 1;
-            if turn % 3 == 0 && compress_second(&log) {
+            if turn.is_multiple_of(3) && compress_second(&log) {
                 compressed += 1;
             }
             next_rotation = now + Duration::from_millis(300 + (turn as u64 * 137) % 500);
@@ -373,7 +373,7 @@ fn torture_follow_loses_and_repeats_no_line_across_rotations_pauses_and_restarts
     let written = w.seq;
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut counts = seen(&f.tap, written);
-    while counts[1..].iter().any(|c| *c == 0) && Instant::now() < deadline {
+    while counts[1..].contains(&0) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(200));
         counts = seen(&f.tap, written);
     }
