@@ -59,11 +59,27 @@ pub enum Command {
     /// Uses the same detector as `analyze`. Without --enforce it only logs what it would do.
     /// Needs root or CAP_NET_ADMIN to enforce. Slack: set BOUNCER_SLACK_WEBHOOK.
     ///
-    /// Example:
+    /// A status line goes to stderr every minute and on SIGUSR1 (`kill -USR1 PID`);
+    /// `bouncer status --state DIR` shows the same from another shell; --listen serves a live
+    /// dashboard and Prometheus metrics.
+    ///
+    /// Examples:
     ///   bouncer follow --enforce --state /var/lib/bouncer --audit /var/log/bouncer-audit.jsonl \
     ///     /var/log/nginx/access.log
+    ///   bouncer follow --state /var/lib/bouncer --listen 127.0.0.1:9180 /var/log/nginx/access.log
+    ///   # then open http://127.0.0.1:9180/ (e.g. through `ssh -L 9180:127.0.0.1:9180 host`)
+    #[command(verbatim_doc_comment)]
     Follow(Box<FollowArgs>),
-    /// Show active bans of a `follow` state directory (one JSON object per line).
+    /// Show what a `follow` is doing: running or not, uptime, lines/s, limits, active bans
+    /// with time left, last events, Slack and firewall health (`--json` for scripts)
+    ///
+    /// Reads the state directory: `status.json` (rewritten by a running follow every 2 s) and the
+    /// saved state (bans, also when follow is not running).
+    ///
+    /// Examples:
+    ///   bouncer status --state /var/lib/bouncer
+    ///   bouncer status --state /var/lib/bouncer --json | jq '.bans[].ip'
+    #[command(verbatim_doc_comment)]
     Status(StatusArgs),
     /// Show the format detected in each file, why, and its first line read field by field
     ///
@@ -224,7 +240,8 @@ pub struct DetectArgs {
     /// What an asset request (static file, HEAD, 304, 206) costs relative to a page [default: 0.1]
     #[arg(long, value_name = "W")]
     pub asset_weight: Option<f64>,
-    /// Recent log time the learned levels cover, seconds [default: 3600]
+    /// Recent log time the per-client levels cover (pooled with the same hour on previous days),
+    /// seconds [default: 86400]
     #[arg(long, value_name = "SECS")]
     pub baseline_secs: Option<u32>,
     /// How often the levels are recomputed, seconds of log time [default: 300]
@@ -375,6 +392,25 @@ pub struct FollowArgs {
     #[arg(long)]
     pub replay: bool,
 
+    /// Serve the live view on ADDR (`127.0.0.1:9180`, `[::1]:9180`, or a port alone for
+    /// loopback): the dashboard at `/`, one IP at `/ip/IP`, Prometheus metrics at `/metrics`, JSON
+    /// at `/api/state` and `/api/events`. Read-only: nothing can be changed over HTTP. An address
+    /// other than loopback needs --listen-token (or --listen-insecure). Also `[follow] listen`.
+    #[arg(long, value_name = "ADDR", help_heading = "Live view")]
+    pub listen: Option<String>,
+
+    /// Require this secret (read from FILE, at least 16 characters) on every request: a bearer
+    /// token (`Authorization: Bearer …`; Prometheus: `authorization: {credentials_file: FILE}`),
+    /// or basic auth with any user name and the token as password (browsers ask for it).
+    /// Make one with `head -c 24 /dev/urandom | base64 > FILE`. Also `[follow] listen_token`.
+    #[arg(long, value_name = "FILE", help_heading = "Live view")]
+    pub listen_token: Option<PathBuf>,
+
+    /// Serve a non-loopback --listen address without a token: anyone who reaches the port
+    /// sees the bans, paths and user agents. For a network you fully trust.
+    #[arg(long, help_heading = "Live view")]
+    pub listen_insecure: bool,
+
     #[command(flatten)]
     pub ingest: IngestArgs,
 
@@ -404,6 +440,11 @@ pub struct StatusArgs {
     /// The state directory `follow` uses.
     #[arg(long, value_name = "DIR")]
     pub state: PathBuf,
+    /// One JSON object for scripts instead of the table: `running`, `pid`, `uptime_secs`,
+    /// `bans` (each with ip, since, until, remaining_secs, strike, reason — the objects older
+    /// versions printed one per line) and `status` (the follower's last status.json, or null).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -444,4 +485,42 @@ fn parse_size(s: &str) -> Result<usize, String> {
     n.checked_shl(shift)
         .filter(|b| b >> shift == n && *b >= 64 << 10)
         .ok_or_else(|| format!("{s:?}: between 64K and what the machine has"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every `[default: N]` a detection flag's help promises is the default the detector uses.
+    #[test]
+    fn detect_help_defaults_are_the_real_defaults() {
+        #[derive(Parser)]
+        struct Probe {
+            #[command(flatten)]
+            detect: DetectArgs,
+        }
+        let defaults = serde_json::to_value(crate::detect::DetectSettings::default())
+            .expect("settings serialize");
+        let mut checked = 0;
+        for arg in Probe::command().get_arguments() {
+            let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+            let Some(start) = help.find("[default: ") else {
+                continue;
+            };
+            let promised = help[start + 10..].trim_end_matches(']').trim();
+            let key = arg.get_id().as_str();
+            let real = defaults
+                .get(key)
+                .unwrap_or_else(|| panic!("--{key} has no detect setting"));
+            let real: f64 = real.as_f64().expect("numeric default");
+            let promised: f64 = promised.parse().expect("numeric help default");
+            assert_eq!(
+                real, promised,
+                "--{key}: help says {promised}, default is {real}"
+            );
+            checked += 1;
+        }
+        assert!(checked >= 15, "only {checked} defaults checked");
+    }
 }

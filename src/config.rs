@@ -34,6 +34,12 @@ pub struct FollowConfig {
     pub audit: Option<PathBuf>,
     /// Incoming-webhook URL; `BOUNCER_SLACK_WEBHOOK` wins. Keep this file private.
     pub slack_webhook: Option<String>,
+    /// As `--listen`: serve the dashboard and `/metrics` here.
+    pub listen: Option<String>,
+    /// As `--listen-token`: the file holding the token every request must carry.
+    pub listen_token: Option<PathBuf>,
+    /// As `--listen-insecure`.
+    pub listen_insecure: bool,
 }
 
 impl Default for FollowConfig {
@@ -44,6 +50,9 @@ impl Default for FollowConfig {
             reconcile_secs: 5,
             audit: None,
             slack_webhook: None,
+            listen: None,
+            listen_token: None,
+            listen_insecure: false,
         }
     }
 }

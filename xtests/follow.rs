@@ -124,10 +124,29 @@ fn dry_run_follows_appends_bans_saves_state_and_stops_on_sigterm() {
         "192.168.4.25",
         Duration::from_secs(10),
     );
+    let r = run(bouncer().args(["status", "--json", "--state"]).arg(&state));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["bans"].as_array().map(Vec::len), Some(4), "{}", r.stdout);
+    assert_eq!(v["running"], true, "{}", r.stdout);
+    // The table for humans: running, counters, the bans with their time left.
+    wait_for(
+        &state.join("status.json"),
+        "192.168.4.25",
+        Duration::from_secs(10),
+    );
     let r = run(bouncer().args(["status", "--state"]).arg(&state));
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(r.stdout.lines().count(), 4, "{}", r.stdout);
-    assert!(r.stderr.contains("follow is running"), "{}", r.stderr);
+    for want in [
+        "running (pid",
+        "lines:",
+        "limits:",
+        "active bans: 4",
+        "192.168.4.25",
+        "last events:",
+    ] {
+        assert!(r.stdout.contains(want), "{want}: {}", r.stdout);
+    }
     // unban goes through the running follower.
     let r = run(bouncer()
         .args(["unban", "--state"])
@@ -156,9 +175,12 @@ fn dry_run_follows_appends_bans_saves_state_and_stops_on_sigterm() {
         "{}",
         std::fs::read_to_string(&stderr_path).unwrap()
     );
+    let r = run(bouncer().args(["status", "--json", "--state"]).arg(&state));
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["bans"].as_array().map(Vec::len), Some(3), "{}", r.stdout);
+    assert_eq!(v["running"], false);
     let r = run(bouncer().args(["status", "--state"]).arg(&state));
-    assert_eq!(r.stdout.lines().count(), 3, "{}", r.stdout);
-    assert!(r.stderr.contains("not running"));
+    assert!(r.stdout.contains("NOT running"), "{}", r.stdout);
     // Restart from the checkpoint: nothing is re-read.
     let stderr2 = dir.path().join("stderr2.txt");
     let child = bouncer()

@@ -3,6 +3,12 @@
 //! many source addresses, the kernel firewall of that namespace enforces the bans, and a Python
 //! stand-in for Slack (xtests/slack_receiver.py) records what bouncer posts.
 //!
+//! The first test also keeps the live view (`--listen` on a non-loopback address, with a token)
+//! open in headless Chromium (xtests/browser/dashboard.js) and has a real Prometheus scrape
+//! `/metrics`: bans show in the page within 2 s of the kernel set, a hostile user agent stays
+//! text, Prometheus counts every line nginx wrote, and the screenshots are kept as artefacts
+//! (`CARGO_TARGET_TMPDIR/dashboard-e2e*.png`).
+//!
 //! Each test builds its own namespace, nginx, receiver and follower, and runs its phases in
 //! order, printing every measurement and every check (`cargo test -- --nocapture` shows them).
 //! A failed check doesn't stop the phases after it unless they depend on it; the test fails at
@@ -66,6 +72,15 @@ const MAX_REPAIR_SECS: f64 = RECONCILE_SECS as f64 + 4.0;
 const UNBAN_LATE_SECS: f64 = RECONCILE_SECS as f64 + 2.0;
 /// k6 request timeout of the attackers: a dropped request fails after this.
 const ATTACK_TIMEOUT_SECS: f64 = 1.0;
+
+/// The live view: on an address that is not loopback (so a token is required), with its token.
+const LISTEN: &str = "198.18.2.1:9180";
+const TOKEN: &str = "e2e-token-0123456789abcdef";
+/// The claim of issue 11: a ban shows in the open dashboard within this long of the kernel set.
+const MAX_PAGE_AFTER_KERNEL_SECS: f64 = 2.0;
+/// A user agent that would run script if the dashboard ever parsed it as HTML.
+const HOSTILE_AGENT: &str =
+    "<script>document.title='PWNED'</script>\"><img src=x onerror=\"document.title='PWNED2'\">";
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -183,6 +198,59 @@ impl Drop for Proc {
     }
 }
 
+/// The dashboard driver (`node xtests/browser/dashboard.js`) in the namespace: commands on its
+/// stdin, its JSON lines appended to `out`. Killed on drop.
+struct Browser {
+    child: Child,
+    out: PathBuf,
+}
+
+impl Browser {
+    fn send(&mut self, command: &str) {
+        use std::io::Write;
+        if let Some(stdin) = self.child.stdin.as_mut() {
+            let _ = writeln!(stdin, "{command}");
+            let _ = stdin.flush();
+        }
+    }
+
+    fn events(&self) -> Vec<Value> {
+        fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// The first event `pred` accepts, waiting up to `timeout`.
+    fn wait(&self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(v) = self.events().into_iter().find(|v| pred(v)) {
+                return Some(v);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        self.send("quit");
+        for _ in 0..50 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn tail(path: &Path, lines: usize) -> String {
     let text = fs::read_to_string(path).unwrap_or_else(|e| format!("({}: {e})", path.display()));
     let all: Vec<&str> = text.lines().collect();
@@ -279,6 +347,9 @@ struct Site {
     bouncer: Option<Proc>,
     visitors: Option<Proc>,
     receiver: Option<Proc>,
+    /// Headless Chromium on the dashboard (xtests/browser/dashboard.js), and Prometheus.
+    browser: Option<Browser>,
+    prometheus: Option<Proc>,
     nginx: Proc,
     ns: Netns,
     k6: PathBuf,
@@ -330,10 +401,13 @@ impl Site {
             &[],
             &dir.path().join("nginx.out"),
         );
+        fs::write(dir.path().join("listen.token"), format!("{TOKEN}\n")).expect("token");
         let mut site = Site {
             bouncer: None,
             visitors: None,
             receiver: None,
+            browser: None,
+            prometheus: None,
             nginx,
             ns,
             k6,
@@ -367,7 +441,8 @@ impl Site {
             .unwrap_or_default()
             .lines()
             .filter(|l| {
-                l.starts_with("bouncer: firewall: +") && !l.starts_with("bouncer: firewall: +0 ")
+                (l.starts_with("bouncer: firewall: +") && !l.starts_with("bouncer: firewall: +0 "))
+                    || l.contains("were missing from the kernel")
             })
             .count()
     }
@@ -420,6 +495,10 @@ impl Site {
             &format!("{FIRST_BAN_SECS}s,1h"),
             "--reconcile-secs",
             &RECONCILE_SECS.to_string(),
+            "--listen",
+            LISTEN,
+            "--listen-token",
+            &self.p("listen.token"),
         ]
         .iter()
         .map(|s| s.to_string())
@@ -427,6 +506,14 @@ impl Site {
         a.extend(DETECT.iter().map(|s| s.to_string()));
         a.push(self.p("access.log"));
         a
+    }
+
+    /// Lines in nginx's log (bouncer tails from the end: it reads only those written later).
+    fn log_lines(&self) -> usize {
+        fs::read_to_string(self.path("access.log"))
+            .unwrap_or_default()
+            .lines()
+            .count()
     }
 
     fn start_bouncer(&mut self) {
@@ -604,17 +691,19 @@ impl Site {
             .flatten()
     }
 
-    /// `bouncer status --state DIR`: the IPs of the active bans.
+    /// `bouncer status --state DIR --json`: the IPs of the active bans.
     fn status_ips(&self) -> Vec<String> {
         let out = run_with_timeout(
-            Command::new(bouncer_bin()).args(["status", "--state", &self.p("state")]),
+            Command::new(bouncer_bin()).args(["status", "--json", "--state", &self.p("state")]),
             None,
             CMD_TIMEOUT,
         );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter_map(|v| v["ip"].as_str().map(String::from))
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        v["bans"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|b| b["ip"].as_str().map(String::from))
             .collect()
     }
 
@@ -797,6 +886,235 @@ impl Site {
         );
     }
 
+    /// Prometheus (scraping `/metrics` every second, with the token) and headless Chromium on the
+    /// dashboard (basic auth with the token), both in the namespace. Without node, the driver's
+    /// modules, chromium or prometheus: `skipped` (a failure under CI=true), and the test goes on.
+    fn start_watchers(&mut self) {
+        let Some(script) = crate::serve::browser_or_skip("follow e2e: dashboard") else {
+            return;
+        };
+        if Command::new("prometheus")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            skip_or_fail("prometheus not found (apt-get install prometheus)");
+            return;
+        }
+        let conf = format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: bouncer\n    authorization:\n      credentials_file: {}\n    static_configs:\n      - targets: ['{LISTEN}']\n",
+            self.p("listen.token")
+        );
+        fs::write(self.path("prometheus.yml"), conf).expect("prometheus.yml");
+        let args = [
+            "prometheus".to_string(),
+            format!("--config.file={}", self.p("prometheus.yml")),
+            format!("--storage.tsdb.path={}", self.p("prometheus-data")),
+            "--web.listen-address=127.0.0.1:9090".to_string(),
+        ];
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.prometheus = Some(Proc::spawn(
+            &self.ns,
+            &args,
+            &[],
+            &self.path("prometheus.log"),
+        ));
+
+        let out = self.path("browser.jsonl");
+        let url = format!("http://{LISTEN}/");
+        let child = self
+            .ns
+            .command(&[
+                "node",
+                script.to_str().expect("utf-8"),
+                &url,
+                "bouncer",
+                TOKEN,
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::from(fs::File::create(&out).expect("browser.jsonl")))
+            .stderr(Stdio::from(
+                fs::File::create(self.path("browser.err")).expect("browser.err"),
+            ))
+            .spawn()
+            .expect("node starts");
+        let browser = Browser { child, out };
+        let ready = browser.wait(Duration::from_secs(30), |v| v["event"] == "ready");
+        self.checks.check(
+            ready.is_some(),
+            format!(
+                "dashboard: open in headless Chromium with the token (basic auth), its event stream live: {}",
+                ready.map_or_else(|| tail(&self.path("browser.err"), 10), |v| v.to_string())
+            ),
+        );
+        self.browser = Some(browser);
+    }
+
+    /// The ban of `ip` shows in the open dashboard within MAX_PAGE_AFTER_KERNEL_SECS of being in
+    /// the kernel set; its page shows the attacker's user agent as text.
+    fn check_dashboard(&mut self, label: &str, ip: &str, kernel_at: Option<DateTime<Utc>>) {
+        let Some(b) = &self.browser else { return };
+        let seen = b.wait(Duration::from_secs(5), |v| {
+            v["event"] == "ban" && v["ip"] == ip
+        });
+        let page_at = seen
+            .as_ref()
+            .and_then(|v| v["at"].as_f64())
+            .and_then(|at| DateTime::from_timestamp_micros((at * 1e6) as i64));
+        let after = page_at.zip(kernel_at).map(|(p, k)| secs_between(k, p));
+        self.checks.check(
+            after.is_some_and(|s| s <= MAX_PAGE_AFTER_KERNEL_SECS),
+            format!(
+                "{label}: {ip} in the dashboard's ban table {} after it was in the kernel set (≤ {MAX_PAGE_AFTER_KERNEL_SECS} s; negative: before)",
+                fmt_secs(after)
+            ),
+        );
+        let shot = self.path("dashboard-ip.png");
+        let Some(b) = self.browser.as_mut() else {
+            return;
+        };
+        b.send(&format!("ip {ip} {}", shot.display()));
+        let page = b.wait(Duration::from_secs(30), |v| {
+            v["event"] == "ip" && v["ip"] == ip
+        });
+        let agents: Vec<String> = page
+            .as_ref()
+            .and_then(|v| v["agents"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|a| a.as_str().map(String::from))
+            .collect();
+        let bad = page
+            .as_ref()
+            .map(|v| v["bad"].clone())
+            .unwrap_or(Value::Null);
+        self.checks.check(
+            agents.iter().any(|a| a == HOSTILE_AGENT) && bad == serde_json::json!([]),
+            format!("{label}: {ip}'s page shows its user agent as text ({agents:?}), no element or handler from it ({bad})"),
+        );
+        copy_artefact(&shot, "dashboard-e2e-ip.png", &self.checks);
+    }
+
+    /// Prometheus' view at the end: the lines nginx wrote equal bouncer's lines counter, bans
+    /// were counted; `/metrics` passes `promtool check metrics`; no token, no metrics (401); a
+    /// screenshot of the dashboard; no payload ran in the page all along.
+    fn check_metrics_and_page(&mut self, lines_at_start: usize) {
+        let shot = self.path("dashboard.png");
+        let Some(b) = self.browser.as_mut() else {
+            return;
+        };
+        b.send(&format!("shot {}", shot.display()));
+        b.send("audit");
+        let audit = b.wait(Duration::from_secs(20), |v| v["event"] == "audit");
+        let ran: Vec<Value> = b
+            .events()
+            .into_iter()
+            .filter(|v| v["event"] == "ran")
+            .collect();
+        self.checks.check(
+            audit
+                .as_ref()
+                .is_some_and(|a| a["bad"] == serde_json::json!([]))
+                && ran.is_empty(),
+            format!("dashboard: nothing from a log became markup or ran ({audit:?}, {ran:?})"),
+        );
+        copy_artefact(&shot, "dashboard-e2e.png", &self.checks);
+
+        self.stop_visitors();
+        let query = |s: &Site, q: &str| -> Option<f64> {
+            let out = s.ns.run(&[
+                "curl",
+                "-s",
+                "-G",
+                "--max-time",
+                "5",
+                "--data-urlencode",
+                &format!("query={q}"),
+                "http://127.0.0.1:9090/api/v1/query",
+            ]);
+            let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+            v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+        };
+        let nginx_lines = || {
+            fs::read_to_string(self.path("access.log"))
+                .unwrap_or_default()
+                .lines()
+                .count()
+                - lines_at_start
+        };
+        let mut last = (0.0, 0usize);
+        let equal = self.poll(Duration::from_secs(30), |s| {
+            let wrote = nginx_lines();
+            let counted = query(s, "sum(bouncer_lines_total)").unwrap_or(-1.0);
+            last = (counted, wrote);
+            counted == wrote as f64
+        });
+        let bans = query(self, "sum(bouncer_bans_total)");
+        let latency = query(self, "histogram_quantile(0.5, sum(rate(bouncer_detection_latency_seconds_bucket[5m])) by (le))");
+        self.checks.check(
+            equal.is_some(),
+            format!(
+                "prometheus: sum(bouncer_lines_total) = {} = the {} lines nginx wrote since follow started",
+                last.0, last.1
+            ),
+        );
+        self.checks.check(
+            bans.is_some_and(|b| b >= 1.0),
+            format!("prometheus: sum(bouncer_bans_total) = {bans:?} ≥ 1 (median detection latency {latency:?} s)"),
+        );
+        let url = format!("http://{LISTEN}/metrics");
+        let auth = format!("Authorization: Bearer {TOKEN}");
+        let metrics = self
+            .ns
+            .run(&["curl", "-s", "--max-time", "5", "-H", &auth, &url]);
+        let mut promtool = Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("promtool (it comes with prometheus)");
+        {
+            use std::io::Write;
+            let _ = promtool
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(&metrics.stdout);
+        }
+        let lint = promtool.wait_with_output().expect("promtool");
+        self.checks.check(
+            lint.status.success() && metrics.stdout.len() > 1000,
+            format!(
+                "promtool check metrics: {} ({} bytes){}",
+                lint.status,
+                metrics.stdout.len(),
+                String::from_utf8_lossy(&lint.stderr)
+            ),
+        );
+        let (code, http) = {
+            let out = self.ns.run(&[
+                "curl",
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "5",
+                &url,
+            ]);
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+            )
+        };
+        self.checks.check(
+            http == "401",
+            format!("/metrics on {LISTEN} without the token: HTTP {http} (curl exit {code:?})"),
+        );
+    }
+
     /// Removes the ban behind bouncer's back with `args` and measures the repair.
     fn check_repair(&mut self, label: &str, ip: &str, args: &[&str]) {
         let repairs_before = self.repairs_logged();
@@ -810,7 +1128,13 @@ impl Site {
         let back = self.poll(Duration::from_secs_f64(MAX_REPAIR_SECS + 5.0), |s| {
             s.kernel_bans(ip)
         });
-        let gone = seen_gone || self.repairs_logged() > repairs_before;
+        // The repair's log line is written by a sink thread: give it a moment to appear.
+        let gone = seen_gone
+            || self
+                .poll(Duration::from_secs(3), |s| {
+                    s.repairs_logged() > repairs_before
+                })
+                .is_some();
         let secs = back.map(|b| secs_between(removed, b));
         self.checks.check(
             gone && secs.is_some_and(|s| s <= MAX_REPAIR_SECS),
@@ -832,6 +1156,13 @@ impl Site {
     /// Stops the visitors (k6 writes its summary on SIGINT) and checks they only ever got
     /// answers, and that no visitor was banned; then SIGTERM to bouncer: exit 0.
     fn finish(mut self) {
+        self.stop_visitors();
+        self.finish_rest();
+    }
+
+    /// Stops the visitors (k6 writes its summary on SIGINT) and checks they only ever got
+    /// answers; once.
+    fn stop_visitors(&mut self) {
         if let Some(mut v) = self.visitors.take() {
             v.interrupt(Duration::from_secs(15));
             let summary: Value = fs::read_to_string(self.path("visitors.summary.json"))
@@ -850,6 +1181,9 @@ impl Site {
                 ),
             );
         }
+    }
+
+    fn finish_rest(mut self) {
         let banned_visitors: Vec<String> = self
             .audit()
             .iter()
@@ -902,6 +1236,9 @@ impl Site {
         if !self.checks.failed.is_empty() {
             for (name, n) in [
                 ("bouncer.log", 60),
+                ("browser.jsonl", 20),
+                ("browser.err", 20),
+                ("prometheus.log", 10),
                 ("audit.jsonl", 30),
                 ("hook.jsonl", 10),
                 ("error.log", 10),
@@ -921,6 +1258,15 @@ impl Site {
                 self.checks.failed.join("\n  ")
             );
         }
+    }
+}
+
+/// Keeps a screenshot where cargo keeps test artefacts (`CARGO_TARGET_TMPDIR`).
+fn copy_artefact(from: &Path, name: &str, checks: &Checks) {
+    let to = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    match fs::copy(from, &to) {
+        Ok(n) => checks.note(format!("screenshot: {} ({n} bytes)", to.display())),
+        Err(e) => checks.note(format!("no screenshot {}: {e}", from.display())),
     }
 }
 
@@ -983,18 +1329,22 @@ fn follow_enforce_bans_flood_and_brute_force_repairs_flushes_and_unbans_on_time(
     let Some(mut site) = Site::start("e2e ipset", Backend::Ipset, 0.0) else {
         return;
     };
+    let lines_at_start = site.log_lines();
+    site.start_watchers();
     site.start_visitors(120);
     site.wait_warm();
 
+    // The first flood's user agent is hostile: the dashboard must show it as text.
     let flooder = "198.18.1.7";
     let flood = site.attack(
         "flood",
         "flood-one-ip.js",
         flooder,
-        &[("RATE", "100")],
+        &[("RATE", "100"), ("AGENT", HOSTILE_AGENT)],
         Duration::from_secs(20),
     );
     site.check_ban("flood", flooder, &flood, Some(Duration::from_secs(10)));
+    site.check_dashboard("flood", flooder, flood.kernel_at);
     if let Some(kernel_at) = flood.kernel_at {
         site.check_repair("reconcile", flooder, &["ipset", "flush", "bouncer4"]);
         site.check_repair("reconcile", flooder, &["iptables", "-F"]);
@@ -1047,6 +1397,7 @@ fn follow_enforce_bans_flood_and_brute_force_repairs_flushes_and_unbans_on_time(
             record.map_or("no BAN".into(), |r| r.to_string())
         ),
     );
+    site.check_metrics_and_page(lines_at_start);
     site.finish();
 }
 

@@ -15,4 +15,5 @@ mod hardening;
 mod incremental;
 mod order;
 mod report;
+mod serve;
 mod torture;

@@ -322,7 +322,7 @@ fn dump_dom(chrome: &Path, file: &Path) -> String {
 }
 
 /// Payloads that set `document.title` to `PWNED…` if they ever run.
-const PAYLOADS: [&str; 6] = [
+pub(crate) const PAYLOADS: [&str; 6] = [
     "<script>document.title='PWNED1'</script>",
     "\"><img src=x onerror=\"document.title='PWNED2'\">",
     "javascript:document.title='PWNED3'",
@@ -333,7 +333,7 @@ const PAYLOADS: [&str; 6] = [
 
 /// mixture.log with the flood's and the scanner's paths and user agents replaced by payloads,
 /// plus unparseable lines carrying them (for the parse-error examples).
-fn hostile_log(dir: &Path) -> PathBuf {
+pub(crate) fn hostile_log(dir: &Path) -> PathBuf {
     let text = std::fs::read_to_string(fixture("mixture.log")).unwrap();
     let mut out = String::new();
     let mut n = 0usize;

@@ -254,6 +254,8 @@ pub struct FollowSettings {
     /// Send Slack messages in a dry run too (marked as such).
     pub slack_in_dry_run: bool,
     pub from_start: bool,
+    /// `--listen`: the live view's address and token.
+    pub listen: Option<crate::serve::Listen>,
 }
 
 impl FollowSettings {
@@ -275,6 +277,20 @@ impl FollowSettings {
         let hooks = match &args.output.chain {
             Some(_) => HookPlan::Only(rules.hook_chain.clone()),
             None => HookPlan::Auto,
+        };
+        let listen = match args.listen.as_ref().or(fc.listen.as_ref()) {
+            Some(addr) => {
+                let token = args.listen_token.as_ref().or(fc.listen_token.as_ref());
+                let insecure = args.listen_insecure || fc.listen_insecure;
+                let (l, notes) =
+                    crate::serve::Listen::resolve(addr, token.map(|p| p.as_path()), insecure)
+                        .map_err(|e| Failure::usage(anyhow!(e)))?;
+                for n in notes {
+                    eprintln!("bouncer: note: {n}");
+                }
+                Some(l)
+            }
+            None => None,
         };
         let webhook = std::env::var("BOUNCER_SLACK_WEBHOOK")
             .ok()
@@ -303,6 +319,7 @@ impl FollowSettings {
             slack_webhook: webhook,
             slack_in_dry_run: args.slack_in_dry_run,
             from_start: args.from_start,
+            listen,
         })
     }
 }

@@ -145,6 +145,12 @@ impl Allowlist {
     }
 }
 
+/// The site's robust deviation as the site-wide rule uses it: at least √median (Poisson noise)
+/// and 1.
+fn site_scale(b: &SiteLevels) -> f64 {
+    b.scale.max(b.median.sqrt()).max(1.0)
+}
+
 /// RFC 1918, CGNAT (100.64/10), link-local, IPv6 ULA (fc00::/7) and link-local (fe80::/10).
 pub fn is_private(ip: &IpAddr) -> bool {
     match ip {
@@ -424,6 +430,18 @@ impl Detector {
         )
     }
 
+    /// Requests per minute window above which the site-wide rule can fire (given as many more
+    /// clients): the larger of `global_multiplier_threshold` × the median, the median plus
+    /// `global_z_threshold` robust deviations, and `global_min_requests`; `None` until learned.
+    pub fn site_alert_limit(&self) -> Option<f64> {
+        let b = self.site_levels?;
+        Some(
+            (b.median + self.s.global_z_threshold * site_scale(&b))
+                .max(self.s.global_multiplier_threshold * b.median)
+                .max(f64::from(self.s.global_min_requests)),
+        )
+    }
+
     /// The per-client limits in force, by window.
     pub fn limits(&self) -> [WindowLimit; 3] {
         let floors = self.floors();
@@ -633,8 +651,8 @@ impl Detector {
         if self.warmed_up(period) {
             self.evaluate_site(period, clients, &seen);
         }
-        for ip in seen {
-            if let Some(st) = self.ips.get_mut(&ip) {
+        for ip in &seen {
+            if let Some(st) = self.ips.get_mut(ip) {
                 let point = st.seen;
                 if st.recent.len() == RECENT_PERIODS {
                     st.recent.pop_front();
@@ -645,6 +663,10 @@ impl Detector {
                 }
             }
         }
+        // Keep the list's memory for the next period (it regrew from nothing every minute).
+        let mut seen = seen;
+        seen.clear();
+        self.period_seen_ips = seen;
         if self.period_all.requests > 0 {
             let (_, site) = self.baselines();
             self.timeline.push(TimelinePoint {
@@ -692,12 +714,15 @@ impl Detector {
     /// who they were).
     fn take_hour_peaks(&mut self) -> Vec<Peaks> {
         let hour = self.hour;
-        let mut peaks: Vec<Peaks> = std::mem::take(&mut self.hour_ips)
+        let mut peaks: Vec<Peaks> = self
+            .hour_ips
             .iter()
             .filter_map(|ip| self.ips.get(ip))
             .filter(|st| st.hour == hour && st.banned_hour != hour)
             .map(|st| st.peaks)
             .collect();
+        // Keep the list's memory for the next hour (it regrew from nothing every hour).
+        self.hour_ips.clear();
         for (p, n) in std::mem::take(&mut self.forgotten_peaks) {
             peaks.extend(std::iter::repeat_n(p, n as usize));
         }
@@ -1115,7 +1140,7 @@ impl Detector {
         let s = period + w - 1;
         // Requests, as the timeline shows them (a surge of page views or of assets alike).
         let load = c.requests() as f64;
-        let scale = base.scale.max(base.median.sqrt()).max(1.0);
+        let scale = site_scale(&base);
         let z = (load - base.median) / scale;
         let ratio = |x: f64, m: f64| if m > 0.0 { x / m } else { f64::INFINITY };
         let m = ratio(load, base.median);

@@ -148,12 +148,31 @@ pub fn status_line(s: &Snapshot) -> String {
         ),
         None => String::new(),
     };
+    let errors: Vec<String> = {
+        let mut by = std::collections::BTreeMap::<&str, u64>::new();
+        for f in &s.inputs {
+            for (k, n) in &f.error_kinds {
+                *by.entry(k).or_insert(0) += n;
+            }
+        }
+        by.iter().map(|(k, n)| format!("{k}: {n}")).collect()
+    };
+    let repairs = s
+        .firewall
+        .as_ref()
+        .map(|f| format!("; {} firewall repair(s)", f.repairs))
+        .unwrap_or_default();
     format!(
-        "{} lines ({:.0}/s), {} requests, {} parse errors, {} late; log time {}; {}; limits {}; {} ban(s){}{}{fw}{slack}",
+        "{} lines ({:.0}/s), {} requests, {} parse errors{}, {} late; log time {}; {}; limits {}; {} ban(s){}; since start {} ban(s), {} unban(s), {} alert(s){repairs}{}{fw}{slack}",
         s.lines,
         s.lines_per_sec,
         s.requests,
         s.parse_errors,
+        if errors.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", errors.join(", "))
+        },
         s.late,
         s.log_now.map(format_time).unwrap_or_else(|| "-".into()),
         if s.warmed_up { "rules in force" } else { "warming up" },
@@ -164,6 +183,9 @@ pub fn status_line(s: &Snapshot) -> String {
         } else {
             format!(", {enforced} in the kernel")
         },
+        s.bans_total,
+        s.unbans_total,
+        s.alerts_total,
         s.state_error
             .as_ref()
             .map(|e| format!("; STATE NOT SAVED: {e}"))

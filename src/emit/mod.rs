@@ -15,6 +15,7 @@ pub mod rulesets;
 pub mod sink;
 pub mod slack;
 pub mod snapshot;
+pub mod status;
 pub mod summary;
 
 pub use decisions::{bans_of, Analysis, SCHEMA_VERSION};

@@ -47,6 +47,13 @@ pub struct Snapshot {
     pub slack: Option<SlackStatus>,
     /// The last state save failed (full disk…): enforcing from memory.
     pub state_error: Option<String>,
+    /// Requests per minute window above which the site-wide rule can fire (`None` until the
+    /// site baseline is learned).
+    #[serde(default)]
+    pub site_limit: Option<f64>,
+    /// Wall time the loop's previous full tick took (decisions, notes, sinks, state save).
+    #[serde(default)]
+    pub tick_secs: f64,
 }
 
 /// One active ban.

@@ -17,7 +17,7 @@ pub mod tail;
 pub use reorder::{Pending, Reorder};
 
 use crate::parse::{
-    self, Detection, Format, LineError, LineParser, LogFormat, ParseOptions, Request, Spec,
+    Detection, Format, LineError, LineParser, LogFormat, ParseOptions, Request, Spec,
 };
 use rayon::prelude::*;
 use reader::{LineReader, LineSource, Next};
@@ -246,6 +246,7 @@ impl Stream {
             committed_offset: offset,
             line: line_no,
             stop: Default::default(),
+            buffers: Buffers::default(),
         };
         let (tx, batches) = std::sync::mpsc::sync_channel::<Batch>(2);
         let recycle = worker.spawn(move |b| tx.send(b).is_ok());
@@ -295,6 +296,11 @@ impl Stream {
                 self.pending = end.pending;
             }
         }
+    }
+
+    /// The head [`Stream::head`] loaded, without loading.
+    fn peek(&self) -> Option<&Request> {
+        self.current.get(self.pos)
     }
 
     fn pop(&mut self) -> Option<&Request> {
@@ -406,6 +412,7 @@ impl LiveInputs {
                 committed_offset: 0,
                 line: 0,
                 stop: stop.clone(),
+                buffers: Buffers::default(),
             };
             let tx = tx.clone();
             // Spent batches are freed on this side: a live batch is small.
@@ -561,16 +568,24 @@ impl Merge {
     /// The next request in canonical order ([`Request::order_key`]) across all inputs, or
     /// `None` when no stream can release.
     pub fn next_request(&mut self) -> Option<&Request> {
-        let mut best: Option<(usize, parse::OrderKey)> = None;
-        for (i, s) in self.streams.iter_mut().enumerate() {
-            if let Some(r) = s.head() {
-                let key = r.order_key();
-                if best.as_ref().is_none_or(|(_, bk)| key < *bk) {
-                    best = Some((i, key));
+        if self.streams.len() == 1 {
+            let only = &mut self.streams[0];
+            only.head()?;
+            return only.pop();
+        }
+        for s in &mut self.streams {
+            s.head(); // loads the next batch where one is due
+        }
+        let mut best: Option<(usize, &Request)> = None;
+        for (i, s) in self.streams.iter().enumerate() {
+            if let Some(r) = s.peek() {
+                if best.is_none_or(|(_, b)| r.canonical_cmp(b).is_lt()) {
+                    best = Some((i, r));
                 }
             }
         }
-        best.and_then(|(i, _)| self.streams[i].pop())
+        let i = best.map(|(i, _)| i)?;
+        self.streams[i].pop()
     }
 }
 
@@ -635,6 +650,19 @@ struct Worker {
     line: u64,
     /// Set to stop a live worker (it then sends its last batch).
     stop: Arc<std::sync::atomic::AtomicBool>,
+    /// Buffers kept from batch to batch: fresh multi-megabyte buffers per batch cost page
+    /// faults (the allocator hands large blocks back to the kernel and gets them zeroed again).
+    buffers: Buffers,
+}
+
+/// See [`Worker::buffers`].
+#[derive(Default)]
+struct Buffers {
+    bytes: Vec<u8>,
+    spans: Vec<(usize, usize, reader::LineMeta)>,
+    results: Vec<Result<Request, LineError>>,
+    /// A spent batch sent back by the consumer, emptied, to carry the next one.
+    released: Option<Vec<Request>>,
 }
 
 impl Worker {
@@ -645,7 +673,11 @@ impl Worker {
     ) -> std::sync::mpsc::SyncSender<Vec<Request>> {
         let (recycle_tx, recycle_rx) = std::sync::mpsc::sync_channel::<Vec<Request>>(4);
         let work = move || loop {
-            while recycle_rx.try_recv().is_ok() {} // free spent batches here
+            // Spent batches are freed here, and one is kept to carry the next batch.
+            while let Ok(mut spent) = recycle_rx.try_recv() {
+                spent.clear();
+                self.buffers.released = Some(spent);
+            }
             let (released, last) = self.next_batch();
             let end = last.then(|| End {
                 report: self.report.clone(),
@@ -676,8 +708,12 @@ impl Worker {
     /// Read and parse up to `BATCH_LINES` lines (a live source: what it has now, waiting while
     /// it has nothing); returns the requests released, and whether the input ended.
     fn next_batch(&mut self) -> (Vec<Request>, bool) {
-        let mut buf: Vec<u8> = Vec::with_capacity(BATCH_LINES * 256);
-        let mut spans: Vec<(usize, usize, reader::LineMeta)> = Vec::new();
+        let mut buf = std::mem::take(&mut self.buffers.bytes);
+        buf.clear();
+        buf.reserve(BATCH_LINES * 256);
+        let mut spans = std::mem::take(&mut self.buffers.spans);
+        spans.clear();
+        spans.reserve(BATCH_LINES);
         let mut last = false;
         while spans.len() < BATCH_LINES {
             if !spans.is_empty() && self.reader.would_block() {
@@ -734,17 +770,19 @@ impl Worker {
             self.parser = Some(parser);
         }
         let (opts, parser) = (&self.opts, &self.parser);
-        let results: Vec<Result<Request, LineError>> = spans
+        let mut results = std::mem::take(&mut self.buffers.results);
+        spans
             .par_iter()
             .map(|(a, b, m)| match (m.too_long, parser) {
                 (Some(n), _) => Err(LineError::TooLong(n, opts.max_line_bytes)),
                 (None, Some(p)) => p.parse_line(&buf[*a..*b]),
                 (None, None) => unreachable!("a parser exists once there are lines"),
             })
-            .collect();
-        let mut released = Vec::with_capacity(results.len());
+            .collect_into_vec(&mut results);
+        let mut released = self.buffers.released.take().unwrap_or_default();
+        released.reserve(results.len());
         let reorder_secs = self.opts.reorder_secs;
-        for ((_, _, meta), result) in spans.iter().zip(results) {
+        for ((_, _, meta), result) in spans.iter().zip(results.drain(..)) {
             self.report.lines += 1;
             self.committed_offset = meta.end_offset;
             self.line = meta.number;
@@ -782,6 +820,12 @@ impl Worker {
             Ordering::Relaxed,
         );
         self.progress_seen = self.committed_offset;
+        self.buffers = Buffers {
+            bytes: buf,
+            spans,
+            results,
+            released: self.buffers.released.take(),
+        };
         (released, last)
     }
 }

@@ -4,9 +4,9 @@
 //! lines within a second, or of files, never changes a decision. Live tails do not hold lines
 //! back (the detector counts a late line in its own second, see `detect`), so they do not use it.
 //!
-//! Invariant: memory is bounded by `reorder_secs` of log and by [`MAX_PENDING`] requests; past
-//! the cap the oldest leaves early, and a line that then turns out older is counted out of order
-//! (so `analyze` sorts the whole input).
+//! Invariant: memory is bounded by `reorder_secs` of log and by [`MAX_PENDING`] requests (plus
+//! one second's); past the cap the oldest second leaves early, and a line that then turns out
+//! older is counted out of order (so `analyze` sorts the whole input).
 
 use crate::parse::Request;
 use serde::{Deserialize, Serialize};
@@ -43,10 +43,10 @@ impl Ord for Pending {
 
 /// A reorder buffer: requests leave in time order, and within a second in the canonical order
 /// of [`Request::order_key`] (so the order of lines within a second, or of files, never changes
-/// a decision). Log times are whole seconds, so requests wait in per-second queues, kept in a
+/// a decision). Log times are whole seconds, so requests wait in per-second lists, kept in a
 /// deque sorted by second: a request for the newest second (nearly every one, in a real log) is
-/// one push at the back, and a second's queue is sorted once, when it starts to leave. Releasing
-/// is the caller's rule (`analyze`: `reorder_secs` older than the newest seen).
+/// one push at the back, and a second leaves whole, sorted once, in one move. Releasing is the
+/// caller's rule (`analyze`: `reorder_secs` older than the newest seen).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Reorder {
     by_second: VecDeque<Second>,
@@ -55,28 +55,16 @@ pub struct Reorder {
     /// Time of the last request released: an older one arriving now is out of order.
     #[serde(default)]
     released_upto: Option<i64>,
-    /// Emptied queues kept for reuse (one allocation per second otherwise).
+    /// Emptied lists kept for reuse (one allocation per second otherwise).
     #[serde(skip)]
-    spare: Vec<VecDeque<Request>>,
+    spare: Vec<Vec<Request>>,
 }
 
-/// The requests of one second, and whether they are in canonical order.
+/// The requests of one second, in arrival order until the second leaves.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Second {
     time: i64,
-    queue: VecDeque<Request>,
-    sorted: bool,
-}
-
-impl Second {
-    fn push(&mut self, req: Request) {
-        if self.sorted {
-            if let Some(last) = self.queue.back() {
-                self.sorted = last.order_key() <= req.order_key();
-            }
-        }
-        self.queue.push_back(req);
-    }
+    queue: Vec<Request>,
 }
 
 impl Reorder {
@@ -94,11 +82,11 @@ impl Reorder {
         self.newest = Some(self.newest.map_or(t, |n| n.max(t)));
         self.len += 1;
         match self.by_second.back_mut() {
-            Some(sec) if sec.time == t => sec.push(req),
+            Some(sec) if sec.time == t => sec.queue.push(req),
             Some(sec) if sec.time > t => {
                 // Out of order: find its second (binary search over at most `reorder_secs`).
                 match self.by_second.binary_search_by_key(&t, |s| s.time) {
-                    Ok(i) => self.by_second[i].push(req),
+                    Ok(i) => self.by_second[i].queue.push(req),
                     Err(i) => {
                         let sec = self.new_second(t, req);
                         self.by_second.insert(i, sec);
@@ -114,12 +102,8 @@ impl Reorder {
 
     fn new_second(&mut self, time: i64, req: Request) -> Second {
         let mut queue = self.spare.pop().unwrap_or_default();
-        queue.push_back(req);
-        Second {
-            time,
-            queue,
-            sorted: true,
-        }
+        queue.push(req);
+        Second { time, queue }
     }
 
     /// Newest log time pushed so far.
@@ -132,26 +116,6 @@ impl Reorder {
         self.by_second.front().map(|s| s.time)
     }
 
-    pub fn pop(&mut self) -> Option<Request> {
-        let sec = self.by_second.front_mut()?;
-        if !sec.sorted {
-            sec.queue
-                .make_contiguous()
-                .sort_unstable_by_key(|r| r.order_key());
-            sec.sorted = true;
-        }
-        let req = sec.queue.pop_front();
-        if sec.queue.is_empty() {
-            if let Some(sec) = self.by_second.pop_front() {
-                if self.spare.len() < 64 {
-                    self.spare.push(sec.queue);
-                }
-            }
-        }
-        self.len -= req.is_some() as usize;
-        req
-    }
-
     pub fn len(&self) -> usize {
         self.len
     }
@@ -161,9 +125,9 @@ impl Reorder {
     }
 
     /// Queue `req` and move into `out` every request the release rule lets go: those
-    /// `reorder_secs` older than the newest seen (all of them with `all`), or the oldest while
-    /// over [`MAX_PENDING`]. Returns whether `req` arrived after a later second had already been
-    /// released (more than `reorder_secs` late: out of order).
+    /// `reorder_secs` older than the newest seen (all of them with `all`), or the oldest second
+    /// while over [`MAX_PENDING`]. Returns whether `req` arrived after a later second had
+    /// already been released (more than `reorder_secs` late: out of order).
     pub fn push_release(
         &mut self,
         req: Request,
@@ -176,7 +140,8 @@ impl Reorder {
         late
     }
 
-    /// Move into `out` what the release rule lets go (see [`Reorder::push_release`]).
+    /// Move into `out` what the release rule lets go (see [`Reorder::push_release`]): whole
+    /// seconds, each in canonical order.
     pub fn release(&mut self, reorder_secs: i64, out: &mut Vec<Request>, all: bool) {
         while let Some(top) = self.peek_time() {
             let releasable = self.newest.is_none_or(|m| top <= m - reorder_secs);
@@ -184,7 +149,15 @@ impl Reorder {
                 break;
             }
             self.released_upto = Some(self.released_upto.map_or(top, |r| r.max(top)));
-            out.extend(self.pop());
+            let Some(mut sec) = self.by_second.pop_front() else {
+                break;
+            };
+            sec.queue.sort_unstable_by(Request::canonical_cmp);
+            self.len -= sec.queue.len();
+            out.append(&mut sec.queue);
+            if self.spare.len() < 64 {
+                self.spare.push(sec.queue);
+            }
         }
     }
 
@@ -200,5 +173,58 @@ impl Reorder {
                 req: req.clone(),
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(ip: &str, t: i64, path: &str) -> Request {
+        Request::new(ip.parse().unwrap(), t, "GET", path, 200, 0, "ua")
+    }
+
+    fn keys(v: &[Request]) -> Vec<(i64, String, String)> {
+        v.iter()
+            .map(|r| (r.time, r.ip.to_string(), r.path().to_string()))
+            .collect()
+    }
+
+    /// Whatever the arrival order within the tolerance, requests leave in time order and, within
+    /// a second, in canonical order; a line later than the tolerance is reported.
+    #[test]
+    fn seconds_leave_whole_in_canonical_order() {
+        let arrivals = [
+            req("10.0.0.9", 100, "/b"),
+            req("10.0.0.1", 100, "/z"),
+            req("10.0.0.5", 101, "/a"),
+            req("10.0.0.1", 99, "/late-but-within"),
+            req("10.0.0.1", 100, "/a"),
+            req("10.0.0.2", 110, "/x"),
+        ];
+        let mut sorted: Vec<Request> = arrivals.to_vec();
+        sorted.sort_by_key(Request::order_key);
+        let mut forward = (Reorder::default(), Vec::new());
+        let mut backward = (Reorder::default(), Vec::new());
+        for r in &arrivals {
+            assert!(!forward.0.push_release(r.clone(), 5, &mut forward.1));
+        }
+        for r in arrivals.iter().rev() {
+            assert!(!backward.0.push_release(r.clone(), 20, &mut backward.1));
+        }
+        // 99..=101 are 5 s older than 110: released; 110 waits.
+        assert_eq!(keys(&forward.1), keys(&sorted[..5]));
+        assert_eq!(forward.0.len(), 1);
+        forward.0.release(5, &mut forward.1, true);
+        backward.0.release(20, &mut backward.1, true);
+        assert_eq!(keys(&forward.1), keys(&sorted));
+        assert_eq!(keys(&backward.1), keys(&sorted));
+        assert!(forward.0.is_empty());
+        // A second older than one already released is out of order.
+        let mut out = Vec::new();
+        let mut r = Reorder::default();
+        r.push_release(req("10.0.0.1", 200, "/"), 5, &mut out);
+        r.push_release(req("10.0.0.1", 210, "/"), 5, &mut out);
+        assert!(r.push_release(req("10.0.0.1", 199, "/"), 5, &mut out));
     }
 }

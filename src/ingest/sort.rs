@@ -106,7 +106,7 @@ impl ExternalSort {
     }
 
     fn spill(&mut self) -> io::Result<()> {
-        self.buf.sort_unstable_by_key(Request::order_key);
+        self.buf.sort_unstable_by(Request::canonical_cmp);
         // An unnamed temporary file: gone when closed, whatever happens to the process.
         let file = tempfile::tempfile()?;
         let mut w = BufWriter::with_capacity(1 << 20, file);
@@ -130,7 +130,7 @@ impl ExternalSort {
             requests: self.total,
             spilled_runs: self.runs.len(),
         };
-        self.buf.sort_unstable_by_key(Request::order_key);
+        self.buf.sort_unstable_by(Request::canonical_cmp);
         let mut runs: Vec<Run> = self
             .runs
             .into_iter()

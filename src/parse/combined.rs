@@ -114,10 +114,22 @@ fn has_port(host: &str) -> bool {
 pub fn combined_fields(line: &str) -> Result<CombinedFields<'_>, LineError> {
     let b = line.as_bytes();
     let first_space = memchr::memchr(b' ', b).ok_or(LineError::Combined("no fields"))?;
-    let open = find_time_open(b, first_space).ok_or(LineError::Combined("no [time]"))?;
+    // Nearly every line: `client - - [dd/…`, the client a bare address.
+    let usual = b[first_space..].starts_with(b" - - [")
+        && is_time_open(b, first_space + 5)
+        && memchr::memchr2(b',', b'"', &b[..first_space]).is_none();
+    let open = if usual {
+        first_space + 5
+    } else {
+        find_time_open(b, first_space).ok_or(LineError::Combined("no [time]"))?
+    };
     let close = memchr::memchr(b']', &b[open..]).ok_or(LineError::Combined("no [time]"))? + open;
     let time_local = &line[open + 1..close];
-    let (host, peer, xff_front) = split_head(&line[..open - 1])?;
+    let (host, peer, xff_front) = if usual {
+        (None, &line[..first_space], None)
+    } else {
+        split_head(&line[..open - 1])?
+    };
 
     let rest = line[close + 1..]
         .strip_prefix(' ')
@@ -169,16 +181,20 @@ pub fn combined_fields(line: &str) -> Result<CombinedFields<'_>, LineError> {
 fn find_time_open(b: &[u8], from: usize) -> Option<usize> {
     let mut at = from;
     while let Some(i) = memchr::memchr(b'[', &b[at..]).map(|i| i + at) {
-        if b[i - 1] == b' '
-            && b.get(i + 1).is_some_and(u8::is_ascii_digit)
-            && b.get(i + 2).is_some_and(u8::is_ascii_digit)
-            && b.get(i + 3) == Some(&b'/')
-        {
+        if b[i - 1] == b' ' && is_time_open(b, i) {
             return Some(i);
         }
         at = i + 1;
     }
     None
+}
+
+/// Whether `b[i]` is a `[` followed by a two-digit day and `/`.
+fn is_time_open(b: &[u8], i: usize) -> bool {
+    b.get(i) == Some(&b'[')
+        && b.get(i + 1).is_some_and(u8::is_ascii_digit)
+        && b.get(i + 2).is_some_and(u8::is_ascii_digit)
+        && b.get(i + 3) == Some(&b'/')
 }
 
 /// Everything before ` [time]`: `[host] [xff] client ident user` → (host, peer, xff in front).

@@ -8,10 +8,6 @@
 
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 
-const MONTHS: [&[u8; 3]; 12] = [
-    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
-];
-
 /// 1970-01-01T00:00:00Z: the first accepted log time.
 pub const MIN_TIME: i64 = 0;
 /// 2100-01-01T00:00:00Z: the first log time past the accepted range.
@@ -44,38 +40,61 @@ pub fn parse_time_local(s: &str) -> Option<i64> {
 /// space. Returns whether the zone was in the text.
 pub fn time_local(s: &str, offset_secs: i32) -> Result<i64, TimeError> {
     let b = s.as_bytes();
-    if b.len() < 20 || b[2] != b'/' || b[6] != b'/' || b[11] != b':' {
+    if b.len() < 20
+        || b[2] != b'/'
+        || b[6] != b'/'
+        || b[11] != b':'
+        || b[14] != b':'
+        || b[17] != b':'
+    {
         return Err(TimeError::Unreadable);
     }
-    let num = |r: std::ops::Range<usize>| -> Result<i64, TimeError> {
-        b[r].iter().try_fold(0i64, |acc, c| {
-            if c.is_ascii_digit() {
-                Ok(acc * 10 + (c - b'0') as i64)
-            } else {
-                Err(TimeError::Unreadable)
-            }
-        })
-    };
-    let day = num(0..2)?;
-    let month = MONTHS
-        .iter()
-        .position(|m| &b[3..6] == *m)
-        .ok_or(TimeError::Unreadable)? as i64
-        + 1;
-    let year = num(7..11)?;
-    let (h, m, sec) = (num(12..14)?, num(15..17)?, num(18..20)?);
-    if b[14] != b':' || b[17] != b':' || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
-        return Err(TimeError::Unreadable);
+    let bad = TimeError::Unreadable;
+    let day = two_digits(b, 0).ok_or(bad)?;
+    let month = month_number(&b[3..6]).ok_or(bad)?;
+    let year = two_digits(b, 7).ok_or(bad)? * 100 + two_digits(b, 9).ok_or(bad)?;
+    let h = two_digits(b, 12).ok_or(bad)?;
+    let m = two_digits(b, 15).ok_or(bad)?;
+    let sec = two_digits(b, 18).ok_or(bad)?;
+    if !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
+        return Err(bad);
     }
     let offset = match &b[20..] {
         [b' ', sign @ (b'+' | b'-'), ..] if b.len() == 26 => {
             let sign = if *sign == b'+' { 1 } else { -1 };
-            sign * (num(22..24)? * 3600 + num(24..26)? * 60)
+            sign * (two_digits(b, 22).ok_or(bad)? * 3600 + two_digits(b, 24).ok_or(bad)? * 60)
         }
         [] | [b' '] => offset_secs as i64,
-        _ => return Err(TimeError::Unreadable),
+        _ => return Err(bad),
     };
     in_range(days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + sec - offset)
+}
+
+/// The two ASCII digits at `b[i..i + 2]` (the caller checked the length).
+#[inline(always)]
+fn two_digits(b: &[u8], i: usize) -> Option<i64> {
+    let (hi, lo) = (b[i].wrapping_sub(b'0'), b[i + 1].wrapping_sub(b'0'));
+    (hi < 10 && lo < 10).then_some(hi as i64 * 10 + lo as i64)
+}
+
+/// `Jan` → 1 … `Dec` → 12 (exact case, as nginx and Apache write them).
+#[inline]
+fn month_number(m: &[u8]) -> Option<i64> {
+    Some(match m {
+        b"Jan" => 1,
+        b"Feb" => 2,
+        b"Mar" => 3,
+        b"Apr" => 4,
+        b"May" => 5,
+        b"Jun" => 6,
+        b"Jul" => 7,
+        b"Aug" => 8,
+        b"Sep" => 9,
+        b"Oct" => 10,
+        b"Nov" => 11,
+        b"Dec" => 12,
+        _ => return None,
+    })
 }
 
 /// Days since 1970-01-01 (Howard Hinnant's algorithm), valid for the proleptic Gregorian calendar.
@@ -194,6 +213,34 @@ mod tests {
             "18/Jux/2023:13:44:16 +0000",
             "18/Jul/2023:25:44:16 +0000",
             "18/Jul/2023:13:44:16 0000",
+        ] {
+            assert_eq!(parse_time_local(bad), None, "{bad}");
+        }
+    }
+
+    /// Every month, day boundaries, zones and digit errors agree with chrono's reading.
+    #[test]
+    fn time_local_agrees_with_chrono() {
+        let mut t = 0i64;
+        while t < MAX_TIME {
+            let zone = chrono::FixedOffset::east_opt(((t / 7) % 50_401 - 25_200) as i32 / 60 * 60)
+                .expect("offset in range");
+            let text = chrono::DateTime::from_timestamp(t, 0)
+                .expect("in range")
+                .with_timezone(&zone)
+                .format("%d/%b/%Y:%H:%M:%S %z")
+                .to_string();
+            assert_eq!(parse_time_local(&text), Some(t), "{text}");
+            t += 86_400 * 13 + 3_607;
+        }
+        for bad in [
+            "1x/Jul/2023:13:44:16 +0000",
+            "18/jul/2023:13:44:16 +0000",
+            "18/Jul/2o23:13:44:16 +0000",
+            "18/Jul/2023:13:4:16 +0000",
+            "18/Jul/2023:13:44:16 +00x0",
+            "00/Jul/2023:13:44:16 +0000",
+            "18/Jul/2023:13:44:16 +0000 ",
         ] {
             assert_eq!(parse_time_local(bad), None, "{bad}");
         }

@@ -72,6 +72,9 @@ SECTION_TITLE = {
     "big": "10 M lines",
     "report-cost": "1 M lines, combined (without the HTML report, informational)",
     "log-format": "1 M lines, combined, `--log-format` (nginx docs' `combined`) vs the built-in reader",
+    "base-combined": "1 M lines, combined: this build vs the base build",
+    "base-json": "1 M lines, nginx JSON: this build vs the base build",
+    "follow": "1 M lines, combined, appended to a file `follow` tails",
 }
 RIVAL = {"combined": ("goaccess", "GoAccess"), "json": ("polars floor", "floor")}
 
@@ -99,6 +102,14 @@ for (section, name), r in runs.items():
         ratio = "%.2f× the floor's time" % (m / med[("json", "polars floor")])
     if section == "log-format" and name != "bouncer analyze" and ("log-format", "bouncer analyze") in med:
         ratio = "**%.2f×** the built-in reader's time" % (m / med[("log-format", "bouncer analyze")])
+    if section.startswith("base-") and name == "bouncer analyze" and (section, "base bouncer analyze") in med:
+        b = (section, "base bouncer analyze")
+        ratio = "**%.2f×** the base's time (CPU %.2f×)" % (
+            m / med[b], statistics.median(r["cpu"]) / statistics.median(runs[b]["cpu"]))
+    if section == "follow" and name != "bouncer follow" and ("follow", "bouncer follow") in runs:
+        base = statistics.median(runs[("follow", "bouncer follow")]["cpu"])
+        mine = statistics.median(r["cpu"])
+        ratio = "CPU **%+.1f%%** vs without the live view" % (100.0 * (mine - base) / base)
     table.append("| %s | %s | %s | %s | %s | %s / %s | %d | %.1f | %s |" % (
         SECTION_TITLE.get(section, section), name, fmt_s(m), fmt_rate(r["lines"], m),
         fmt_s(statistics.median(r["cpu"])),
@@ -166,6 +177,21 @@ if ("log-format", "bouncer analyze") in med and ("log-format", "bouncer analyze 
     x = med[("log-format", "bouncer analyze --log-format")] / med[("log-format", "bouncer analyze")]
     target("combined 1 M: `--log-format` within 1.3× of the built-in reader", "%.2f× its time" % x,
            x <= 1.3)
+for section in ("base-combined", "base-json"):
+    if (section, "bouncer analyze") in med and (section, "base bouncer analyze") in med:
+        x = med[(section, "bouncer analyze")] / med[(section, "base bouncer analyze")]
+        target("%s: within 1.2× of the base build's time" % SECTION_TITLE[section].split(":")[0],
+               "%.2f× its time" % x, x <= 1.2)
+if ("follow", "bouncer follow") in runs and ("follow", "bouncer follow --listen, 1 client") in runs:
+    base = statistics.median(runs[("follow", "bouncer follow")]["cpu"])
+    mine = statistics.median(runs[("follow", "bouncer follow --listen, 1 client")]["cpu"])
+    x = 100.0 * (mine - base) / base
+    target("`follow` 1 M lines: the live view with one client costs ≤ 5 % more CPU",
+           "%+.1f%% (%s vs %s CPU, medians)" % (x, fmt_s(mine), fmt_s(base)), x <= 5.0)
+    m = med[("follow", "bouncer follow")]
+    rate = runs[("follow", "bouncer follow")]["lines"] / (m / 1000.0)
+    target("`follow` sustains ≥ 200 k lines/s through the tail path", "%s (median wall %s)" % (
+        fmt_rate(runs[("follow", "bouncer follow")]["lines"], m), fmt_s(m)), rate >= 200e3)
 for (section, name), r in runs.items():
     if section == "big":
         peak = max(r["rss"])
@@ -273,14 +299,15 @@ if E.get("ONLY_SECTION"):
     path = os.path.join(ROOT, "BENCHMARKS.md")
     old = open(path, encoding="utf-8").read().split("\n")
     new_rows = [r for r in table[2:] if r.startswith("| %s |" % title)]
-    new_targets = [t for t in targets[2:] if "--log-format" in t]
+    marker = {"log-format": "--log-format", "follow": "`follow`"}.get(section, section)
+    new_targets = [t for t in targets[2:] if marker in t]
     out, in_results, in_targets = [], False, False
     for line in old:
         if line.startswith("## "):
             in_results, in_targets = line == "## Results", line == "## Targets"
         if in_results and line.startswith("| %s |" % title):
             continue
-        if in_targets and line.startswith("|") and "--log-format" in line:
+        if in_targets and line.startswith("|") and marker in line:
             continue
         out.append(line)
     for rows_, header in ((new_rows, "## Results"), (new_targets, "## Targets")):

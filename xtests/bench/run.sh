@@ -3,12 +3,16 @@
 # and firewall load at 100 k bans. Writes BENCHMARKS.md at the repo root.
 #
 #   xtests/bench/run.sh [--runs N] [--runs-10m N] [--skip-10m] [--skip-firewall]
-#                       [--skip-analyze] [--only-log-format] [--profile] [--no-write]
+#                       [--skip-analyze] [--only-log-format] [--only-follow] [--skip-follow]
+#                       [--profile] [--no-write]
 #
 # Environment:
 #   BENCH_DIR          generated inputs and scratch (default ~/.cache/bouncer-bench; never the repo)
 #   BOUNCER            bouncer binary to measure (default: cargo build --release, then
 #                      $CARGO_TARGET_DIR/release/bouncer, CARGO_TARGET_DIR defaulting to ./target)
+#   BOUNCER_BASE       an earlier bouncer binary (e.g. built from the last release): section 0
+#                      alternates it with this one on the 1 M combined and JSON files (target:
+#                      this build within 1.2× of its time)
 #   FLOOR_TARGET_DIR   target dir of the polars floor (default ~/.cache/bouncer-floor-target)
 #
 # Sections (all in one run, each command alternated with its rival, RUNS times, after one
@@ -22,6 +26,11 @@
 #      (target: within 1.3× of its time). --only-log-format runs just this section and puts its
 #      rows into the existing BENCHMARKS.md (the other rows stay as the last full run wrote them).
 #      The parser alone, without the rest of analyze: `cargo bench --bench parse_formats`.
+#   6. bouncer follow through the tail path (not --replay): the 1 M combined file appended to a
+#      tailed file, CPU of the follow process until it has read every line, without and with the
+#      live view (--listen, one event-stream client connected); xtests/bench/follow_tail.py does
+#      one run. Targets: the dashboard costs ≤ 5 % more CPU; ≥ 200 k lines/s. --only-follow runs
+#      just this section and puts its rows into the existing BENCHMARKS.md.
 #   --profile: perf record of bouncer on both 1 M files, folded by stage (perf_fold.py) into
 #              $BENCH_DIR/profile-1m-{log,jsonl}.txt
 # Wall time: date +%s%N around the command; peak RSS: GNU time's %M (maximum resident set size).
@@ -40,8 +49,10 @@ DO_FW=1
 DO_PROFILE=0
 DO_LOGFMT=1
 ONLY_LOGFMT=0
+DO_FOLLOW=1
+ONLY_FOLLOW=0
 WRITE=1
-COMMAND="${BOUNCER:+BOUNCER=$BOUNCER }xtests/bench/run.sh $*"
+COMMAND="${BOUNCER:+BOUNCER=$BOUNCER }${BOUNCER_BASE:+BOUNCER_BASE=$BOUNCER_BASE }xtests/bench/run.sh $*"
 while [ $# -gt 0 ]; do
     case "$1" in
         --runs) RUNS=$2; shift 2 ;;
@@ -49,7 +60,9 @@ while [ $# -gt 0 ]; do
         --skip-10m) DO_10M=0; shift ;;
         --skip-firewall) DO_FW=0; shift ;;
         --skip-analyze) DO_ANALYZE=0; DO_10M=0; DO_LOGFMT=0; shift ;;
-        --only-log-format) ONLY_LOGFMT=1; DO_ANALYZE=0; DO_10M=0; DO_FW=0; shift ;;
+        --only-log-format) ONLY_LOGFMT=1; DO_ANALYZE=0; DO_10M=0; DO_FW=0; DO_FOLLOW=0; shift ;;
+        --only-follow) ONLY_FOLLOW=1; DO_ANALYZE=0; DO_10M=0; DO_FW=0; DO_LOGFMT=0; shift ;;
+        --skip-follow) DO_FOLLOW=0; shift ;;
         --profile) DO_PROFILE=1; shift ;;
         --no-write) WRITE=0; shift ;;
         -h|--help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -128,7 +141,7 @@ gen() {   # name lines days
         python3 "$HERE/gen.py" --lines "$2" --days "$3" --out "$BENCH_DIR" --name "$1"
     fi
 }
-if [ $DO_ANALYZE = 1 ] || [ $DO_LOGFMT = 1 ]; then gen bench-1m 1000000 3; fi
+if [ $DO_ANALYZE = 1 ] || [ $DO_LOGFMT = 1 ] || [ $DO_FOLLOW = 1 ]; then gen bench-1m 1000000 3; fi
 if [ $DO_10M = 1 ]; then gen bench-10m 10000000 21; fi
 
 # ------------------------------------------------------------------ measuring
@@ -171,6 +184,18 @@ if [ $DO_ANALYZE = 1 ]; then
     "$BOUNCER" analyze "$BENCH_DIR/bench-1m.log" --out "$OUT" > "$BENCH_DIR/bouncer-1m-summary.txt" 2>&1
     OUTPUTS=$(cd "$OUT" && ls | tr '\n' ' ')
     note "bouncer analyze writes: $OUTPUTS"
+
+    if [ -n "${BOUNCER_BASE:-}" ]; then
+        cp "$BOUNCER_BASE" "$SCRATCH/bouncer-base"
+        note "base: $BOUNCER_BASE ($("$SCRATCH/bouncer-base" --version)), built $(date -u -r "$BOUNCER_BASE" +%Y-%m-%dT%H:%MZ)"
+        say "0. 1 M lines: this build vs the base (\$BOUNCER_BASE)"
+        alternate base-combined "$RUNS" \
+            "bouncer analyze|$L1|$BOUNCER analyze $BENCH_DIR/bench-1m.log --out $OUT" \
+            "base bouncer analyze|$L1|$SCRATCH/bouncer-base analyze $BENCH_DIR/bench-1m.log --out $SCRATCH/out-base"
+        alternate base-json "$RUNS" \
+            "bouncer analyze|$L1|$BOUNCER analyze $BENCH_DIR/bench-1m.jsonl --out $OUT" \
+            "base bouncer analyze|$L1|$SCRATCH/bouncer-base analyze $BENCH_DIR/bench-1m.jsonl --out $SCRATCH/out-base"
+    fi
 
     say "1. combined, 1 M lines: bouncer analyze vs GoAccess"
     alternate combined "$RUNS" \
@@ -218,6 +243,23 @@ if [ $DO_LOGFMT = 1 ]; then
     alternate log-format "$RUNS" \
         "bouncer analyze|$L1|$BOUNCER analyze $BENCH_DIR/bench-1m.log --out $OUT" \
         "bouncer analyze --log-format|$L1|$SCRATCH/with-format $BOUNCER $BENCH_DIR/bench-1m.log $OUT $SCRATCH/format.txt"
+fi
+
+# ------------------------------------------------------------------ 6. follow, tail path
+if [ $DO_FOLLOW = 1 ]; then
+    say "6. follow through the tail path, 1 M combined lines appended: without and with the live view"
+    for i in warmup $(seq 1 "$RUNS"); do
+        for mode in plain dashboard; do
+            name="bouncer follow"
+            [ $mode = dashboard ] && name="bouncer follow --listen, 1 client"
+            read -r wall rss lines cpu load updates view_cpu < <(python3 "$HERE/follow_tail.py" \
+                "$BOUNCER" "$BENCH_DIR/bench-1m.log" "$SCRATCH" "$mode" "$i")
+            [ "$i" = warmup ] || printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' follow "$name" "$i" \
+                "$wall" "$rss" "$lines" "$cpu" "$load" >> "$RES"
+            printf '   %-34s run %-6s %8s ms wall %8s ms cpu %6d MB %s updates, view threads %s ms cpu\n' \
+                "$name" "$i" "$wall" "$cpu" "$(( rss / 1024 ))" "$updates" "$view_cpu" >&2
+        done
+    done
 fi
 
 # ------------------------------------------------------------------ 4. firewall
@@ -350,10 +392,11 @@ BOUNCER_VERSION=$("$BOUNCER" --version)
 RUN_AT=$(date -u '+%Y-%m-%d %H:%M UTC')
 export GIT_REV GIT_DIRTY LOAD_END BOUNCER_VERSION RUN_AT
 ONLY_SECTION=$([ $ONLY_LOGFMT = 1 ] && echo log-format || true)
+[ $ONLY_FOLLOW = 1 ] && ONLY_SECTION=follow
 export BENCH_DIR ROOT COMMAND OUTPUTS RES FW BOUNCER FLOOR WRITE LOAD_START BOUNCER_SRC BOUNCER_BUILT ONLY_SECTION
 # Kept so `python3 xtests/bench/report.py` can re-render BENCHMARKS.md (e.g. after editing
 # FINDINGS.md) from this run's measurements without measuring again.
-[ $ONLY_LOGFMT = 1 ] || python3 -c 'import json, os, sys; json.dump({k: os.environ.get(k, "") for k in sys.argv[2:]}, open(sys.argv[1], "w"), indent=1)' \
+[ -n "$ONLY_SECTION" ] || python3 -c 'import json, os, sys; json.dump({k: os.environ.get(k, "") for k in sys.argv[2:]}, open(sys.argv[1], "w"), indent=1)' \
     "$BENCH_DIR/last-run.json" ROOT COMMAND OUTPUTS RES FW LOAD_START BOUNCER_SRC BOUNCER_BUILT \
     GIT_REV GIT_DIRTY LOAD_END BOUNCER_VERSION RUN_AT
 python3 "$HERE/report.py"

@@ -8,13 +8,15 @@ use crate::cmd::settings::ruleset_options;
 use crate::cmd::Failure;
 use crate::config::ConfigFile;
 use crate::emit::firewall::{self, Backend, Exec};
-use crate::parse::format_time;
+use crate::emit::snapshot::{Snapshot, STATUS_FILE};
+use crate::emit::status::{self, SavedBan};
 use anyhow::anyhow;
 use std::io::Write;
 use std::net::IpAddr;
 use std::time::Duration;
 
-/// `bouncer status`: active bans from the state, one JSON object per line.
+/// `bouncer status`: a table for humans (or JSON with `--json`) from the saved state (the bans)
+/// and the follower's last `status.json` (counters, limits, firewall, Slack, events).
 pub fn status(args: StatusArgs) -> Result<(), Failure> {
     let st = state::load_bans(&args.state)
         .map_err(Failure::input)?
@@ -26,24 +28,29 @@ pub fn status(args: StatusArgs) -> Result<(), Failure> {
             ))
         })?;
     let now = wall_now();
+    // A missing or unreadable status.json (an older follow, a crash mid-write) is not an error:
+    // the bans come from the state.
+    let snapshot: Option<Snapshot> = std::fs::read(args.state.join(STATUS_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let bans: Vec<SavedBan> = st
+        .bans
+        .active()
+        .iter()
+        .map(|(ip, b)| SavedBan {
+            ip: *ip,
+            since: b.since,
+            until: b.until,
+            strike: b.strike,
+            reason: b.reason.clone(),
+        })
+        .collect();
+    let pid = state::running_pid(&args.state);
     let mut out = std::io::stdout().lock();
-    for (ip, b) in st.bans.active() {
-        let line = serde_json::json!({
-            "ip": ip, "since": format_time(b.since), "until": b.until.map(format_time),
-            "remaining_secs": b.until.map(|u| (u - now).max(0)), "strike": b.strike, "reason": b.reason,
-        });
-        writeln!(out, "{line}")?;
-    }
-    if let Some(pid) = state::running_pid(&args.state) {
-        eprintln!(
-            "follow is running (pid {pid}); {} active ban(s)",
-            st.bans.active().len()
-        );
+    if args.json {
+        writeln!(out, "{}", status::json(&bans, snapshot.as_ref(), pid, now))?;
     } else {
-        eprintln!(
-            "follow is not running; {} active ban(s) in the saved state",
-            st.bans.active().len()
-        );
+        write!(out, "{}", status::table(&bans, snapshot.as_ref(), pid, now))?;
     }
     Ok(())
 }

@@ -8,7 +8,8 @@
 //! - **The loop** (this module) pushes requests into the live core ([`Live`]), and on every tick
 //!   (200 ms, and at once after a request that decided something) turns what happened into
 //!   [`Note`]s for the sinks, builds a [`Snapshot`], saves the state when due.
-//! - **Sinks** ([`crate::emit::sink`]): console, audit log, firewall, Slack, status file. The
+//! - **Sinks** ([`crate::emit::sink`]): console, audit log, firewall, Slack, status file, live
+//!   view (`--listen`, [`crate::serve`]). The
 //!   loop never waits on one: the firewall and Slack have threads of their own, and what those
 //!   learn (a ban is in the kernel, the kernel lost it, Slack is down) comes back as notes.
 //!
@@ -38,13 +39,14 @@ use crate::emit::slack::{Slack, SlackSink};
 use crate::emit::snapshot::{BanStatus, Snapshot, StatusFileSink};
 use crate::ingest::tail::StartAt;
 use crate::ingest::{LiveInputs, LiveSource};
+use crate::serve::DashboardSink;
 use anyhow::{anyhow, Context};
 use std::collections::{BTreeSet, VecDeque};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How often the loop ticks when no request arrives.
 const TICK_MS: i64 = 200;
@@ -165,13 +167,15 @@ pub fn run(args: FollowArgs, config: ConfigFile) -> Result<(), Failure> {
         per_second: VecDeque::new(),
         lines_seen: VecDeque::new(),
         saves: Saves::default(),
+        last_tick_secs: 0.0,
     };
     l.run(&term);
     drop(pid_guard);
     Ok(())
 }
 
-/// The sinks of this run: console, audit log, firewall (with `--enforce`), Slack, status file.
+/// The sinks of this run: console, audit log, firewall (with `--enforce`), Slack, status file,
+/// live view (with `--listen`).
 fn sinks(
     s: &FollowSettings,
     live: &Live,
@@ -214,6 +218,19 @@ fn sinks(
     if let Some(dir) = &s.state {
         sinks.push(StatusFileSink::new(dir, STATUS_FILE_EVERY_SECS));
     }
+    if let Some(listen) = &s.listen {
+        let (sink, addr) = DashboardSink::start(listen, s.detect.clone())
+            .map_err(|e| Failure::input(anyhow!(e)))?;
+        eprintln!(
+            "bouncer: live view on http://{addr}/ (metrics: /metrics, JSON: /api/state){}",
+            if listen.token.is_some() {
+                "; token required"
+            } else {
+                ""
+            }
+        );
+        sinks.push(sink);
+    }
     Ok((sinks, owned_handle, describe))
 }
 
@@ -231,6 +248,8 @@ struct Loop {
     per_second: VecDeque<(i64, u32)>,
     lines_seen: VecDeque<(i64, u64)>,
     saves: Saves,
+    /// Wall time of the last full tick, for the next snapshot.
+    last_tick_secs: f64,
 }
 
 /// When the two state files were last written, and whether they need writing.
@@ -319,6 +338,7 @@ impl Loop {
     /// Publish what happened; with `full`, also the sinks' own news, the inbox, the snapshot
     /// and the state save.
     fn tick(&mut self, now_ms: i64, full: bool) {
+        let started = Instant::now();
         let now = now_ms.div_euclid(1000);
         let mut notes: Vec<Note> = Vec::new();
         for e in self.live.tick(now_ms) {
@@ -354,6 +374,8 @@ impl Loop {
             let snapshot = self.build_snapshot(now);
             self.snapshot = self.sinks.snapshot(snapshot);
             self.save(now, false);
+            // Published with the next snapshot (this one is out already).
+            self.last_tick_secs = started.elapsed().as_secs_f64();
         }
     }
 
@@ -451,6 +473,8 @@ impl Loop {
         s.per_second = self.per_second.iter().copied().collect();
         s.state_error = self.saves.error.clone();
         s.dry_run = self.dry_run;
+        s.site_limit = d.site_alert_limit();
+        s.tick_secs = self.last_tick_secs;
         s
     }
 

@@ -180,7 +180,8 @@ impl YScale {
         a + (b - a) * f
     }
 
-    fn ticks(&self) -> Vec<f64> {
+    /// Tick positions, in plot coordinates (see [`YScale::map`]).
+    pub fn ticks(&self) -> Vec<f64> {
         if self.log {
             let (a, b) = self.range();
             let decades = (b - a).round() as i32;
@@ -205,7 +206,8 @@ impl YScale {
         }
     }
 
-    fn label(&self, v: f64) -> String {
+    /// The label of a tick at plot coordinate `v`.
+    pub fn label(&self, v: f64) -> String {
         let x = if self.log { 10f64.powf(v) } else { v };
         format_number(x)
     }

@@ -10,7 +10,7 @@ use super::figures;
 use super::plots::PlotError;
 use super::zone::Zone;
 use super::ReportOptions;
-use crate::detect::{DecidedBy, Decision, DetectSettings, Rule};
+use crate::detect::{Count, DecidedBy, Decision, DetectSettings, Rule};
 use crate::emit::rulesets::{self, shell_quote};
 use crate::emit::{bans_of, Analysis};
 use serde::Serialize;
@@ -532,50 +532,49 @@ fn ip_section(
         first_seen: zone.datetime(last.first_seen),
         last_seen: zone.datetime(last.last_seen),
         active_for: duration(last.last_seen - last.first_seen),
-        bans: ds.iter().map(|d| ban_view(a, d, zone)).collect(),
+        bans: ds.iter().map(|d| ban_view(d, zone)).collect(),
         plot_svg: figures::ip_rate(a, ip, ds, zone)?,
-        top_paths: last
-            .top_paths
-            .iter()
-            .map(|c| CountRow {
-                value: crate::parse::clip(&c.value, 300),
-                count: int(c.count),
-                pct: pct(c.count as f64 / path_total as f64),
-                width: format!("{:.0}", 100.0 * c.count as f64 / max_path as f64),
-            })
-            .collect(),
-        user_agents: last
-            .user_agents
-            .iter()
-            .map(|c| CountRow {
-                value: crate::parse::clip(&c.value, 300),
-                count: int(c.count),
-                pct: pct(c.count as f64 / path_total as f64),
-                width: format!("{:.0}", 100.0 * c.count as f64 / max_ua as f64),
-            })
-            .collect(),
-        status: last
-            .status_mix
-            .iter()
-            .map(|(code, n)| StatusRow {
-                code: *code,
-                class: match code / 100 {
-                    2 => "s2",
-                    3 => "s3",
-                    4 => "s4",
-                    5 => "s5",
-                    _ => "sx",
-                },
-                count: int(*n),
-                pct: pct(*n as f64 / status_total.max(1) as f64),
-                width: format!("{:.2}", 100.0 * *n as f64 / status_total.max(1) as f64),
-            })
-            .collect(),
+        top_paths: count_rows(&last.top_paths, path_total, max_path),
+        user_agents: count_rows(&last.user_agents, path_total, max_ua),
+        status: status_rows(&last.status_mix),
     })
 }
 
-fn ban_view(a: &Analysis, d: &Decision, zone: &Zone) -> BanView {
-    let _ = a;
+/// Paths or user agents as rows: share of `total` requests, bar width against the largest.
+pub fn count_rows(counts: &[Count<String>], total: u64, max: u64) -> Vec<CountRow> {
+    counts
+        .iter()
+        .map(|c| CountRow {
+            value: crate::parse::clip(&c.value, 300),
+            count: int(c.count),
+            pct: pct(c.count as f64 / total.max(1) as f64),
+            width: format!("{:.0}", 100.0 * c.count as f64 / max.max(1) as f64),
+        })
+        .collect()
+}
+
+/// Status codes as rows, with their class (2xx…5xx) and share.
+pub fn status_rows(mix: &BTreeMap<u16, u64>) -> Vec<StatusRow> {
+    let total: u64 = mix.values().sum();
+    mix.iter()
+        .map(|(code, n)| StatusRow {
+            code: *code,
+            class: match code / 100 {
+                2 => "s2",
+                3 => "s3",
+                4 => "s4",
+                5 => "s5",
+                _ => "sx",
+            },
+            count: int(*n),
+            pct: pct(*n as f64 / total.max(1) as f64),
+            width: format!("{:.2}", 100.0 * *n as f64 / total.max(1) as f64),
+        })
+        .collect()
+}
+
+/// One decision as the report shows it: the checks the detector ran, with their arithmetic.
+pub fn ban_view(d: &Decision, zone: &Zone) -> BanView {
     let b = &d.baseline;
     // The checks the detector ran, as it ran them: nothing is recomputed here.
     let mut checks: Vec<Check> = d
