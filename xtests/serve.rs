@@ -265,7 +265,12 @@ fn listen_needs_a_token_off_loopback_and_then_asks_every_request_for_it() {
         .args(["follow", "--dry-run"])
         .arg(&log));
     assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(r.stderr.contains("--listen [::]:9180: not a loopback address"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("--listen [::]:9180: not a loopback address"),
+        "{}",
+        r.stderr
+    );
     let short = dir.path().join("short.token");
     std::fs::write(&short, "abc\n").unwrap();
     let r = run(bouncer()
