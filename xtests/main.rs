@@ -16,3 +16,4 @@ mod incremental;
 mod order;
 mod report;
 mod serve;
+mod torture;
