@@ -6,14 +6,21 @@
 writes CORPUS_DIR/<target>/<n> files: single lines of every real and wild log (plain, gzip
 decoded), the same lines wrapped as syslog and Docker json-file records and converted to the
 JSON logs of nginx, Caddy and Traefik; file heads for `detect`; preset definitions with a
-matching line for `format_compiler`; small nginx configurations for `nginx_conf`.
+matching line for `format_compiler`; small nginx configurations for `nginx_conf`; tail
+checkpoints for `tail_checkpoint`. With BOUNCER=PATH (a built bouncer), also what it writes and
+reads back: decisions.json of the fixtures for `decisions_export`, and the bans.json and core.bin
+of a `follow --state` run on the mixture for `state_bans` and `state_core`.
 """
 import gzip
 import hashlib
 import json
 import os
 import random
+import signal
+import subprocess
 import sys
+import tempfile
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "..", "shared", "data")
@@ -91,4 +98,44 @@ confs = [
 ]
 for c in confs:
     put("nginx_conf", c.encode())
+for i, (offset, line, gz) in enumerate([(0, 0, False), (4913, 40, False), (100000, 7, True), (120, 1, False)]):
+    cp = {"path": "access.log", "dev": 0, "inode": i, "offset": offset, "line": line, "size": offset + 10,
+          "fingerprint": 1234567 * i, "fingerprint_len": min(offset, 1024), "gzip": gz, "pending": []}
+    tail = {"path": "access.log", "files": [cp] + ([dict(cp, inode=i + 1, offset=0)] if i % 2 else []),
+            "known": [], "at": 1700000000 + i}
+    put("tail_checkpoint", json.dumps(tail).encode())
+
+
+def bouncer_seeds(exe):
+    fixtures = os.path.join(ROOT, "fixtures")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in ("mixture.log", "quiet.log", "flood-only.log"):
+            outdir = os.path.join(tmp, name)
+            subprocess.run([exe, "analyze", "-q", "--no-report", "--out", outdir, os.path.join(fixtures, name)],
+                           check=True, stdout=subprocess.DEVNULL)
+            put("decisions_export", open(os.path.join(outdir, "decisions.json"), "rb").read())
+        state = os.path.join(tmp, "state")
+        log = os.path.join(fixtures, "mixture.log")
+        lines = sum(1 for _ in open(log, "rb"))
+        p = subprocess.Popen([exe, "follow", "--dry-run", "--from-start", "--state", state, log],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.time() + 60
+            while time.time() < deadline:
+                try:
+                    if json.load(open(os.path.join(state, "status.json")))["lines"] >= lines:
+                        break
+                except (OSError, ValueError, KeyError):
+                    pass
+                time.sleep(0.2)
+        finally:
+            p.send_signal(signal.SIGTERM)
+            p.wait(timeout=60)
+        put("state_bans", open(os.path.join(state, "bans.json"), "rb").read())
+        put("state_core", open(os.path.join(state, "core.bin"), "rb").read())
+
+
+if os.environ.get("BOUNCER"):
+    bouncer_seeds(os.environ["BOUNCER"])
+
 print("seeds in %s: %s" % (out, ", ".join("%s %d" % (t, len(os.listdir(os.path.join(out, t)))) for t in sorted(os.listdir(out)))))

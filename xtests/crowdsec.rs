@@ -568,7 +568,7 @@ fn follow_pushes_bans_to_a_real_lapi() {
     );
     sleep(Duration::from_millis(500));
     follow.stop();
-    let saved = fs::read_to_string(state.join("follow-state.json")).unwrap_or_default();
+    let saved = fs::read_to_string(state.join("bans.json")).unwrap_or_default();
     check(
         saved.contains("\"crowdsec\"") && saved.contains("198.18.1.3"),
         "the state holds the undelivered push".into(),

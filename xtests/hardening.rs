@@ -279,7 +279,8 @@ exec setpriv --bounding-set="-all,$caps" --no-new-privs "$@""#;
     assert!(status.success(), "{status}:\n{}", read());
     assert!(!read().contains("firewall: IPv"), "{}", read());
     for f in [
-        "var/lib/bouncer/follow-state.json",
+        "var/lib/bouncer/bans.json",
+        "var/lib/bouncer/core.bin",
         "var/log/bouncer/audit.jsonl",
     ] {
         let m = std::fs::metadata(root.join(f)).unwrap();
@@ -432,7 +433,8 @@ fn compose_nginx_log_format_and_bouncer_command_work_in_a_namespace() {
     let _ = nginx.wait();
     assert!(!read().contains("unparseable"), "{}", read());
     assert!(!read().contains("firewall: IPv"), "{}", read());
-    assert!(dir.path().join("state/follow-state.json").exists());
+    assert!(dir.path().join("state/bans.json").exists());
+    assert!(dir.path().join("state/core.bin").exists());
 
     let out = dir.path().join("out");
     let r = run(bin()
@@ -512,4 +514,118 @@ fn dockerfile_and_compose_lint_clean_and_build_like_ci() {
         "docker-compose config:\n{}{}",
         r.stdout, r.stderr
     );
+}
+
+#[test]
+fn analyze_on_a_full_disk_replaces_no_output() {
+    // Regression (issue 12, 12): each output was replaced as soon as it was written, so a disk
+    // that filled up on the report left the new decisions.json and ban lists beside the
+    // previous run's report. Every output is now staged before any is replaced.
+    if !std::env::var("CI").is_ok_and(|v| v == "true") && !am_root() {
+        eprintln!("skipped: needs root for a private tmpfs");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // A tmpfs in a private mount namespace: a first run with no bans, the disk filled to leave
+    // room for the new decisions.json (14 kB) but not the new report (146 kB), a second run.
+    // `list`: every file of the output directory (temp files included) with its checksum.
+    let script = r#"set -e
+d="$1"; bin="$2"; quiet="$3"; mixture="$4"
+mount -t tmpfs -o size=2m tmpfs "$d"
+"$bin" analyze -q --out "$d/out" "$quiet"
+list() { ls -A "$d/out" | sort | while read -r f; do printf '%s ' "$f"; sha256sum < "$d/out/$f"; done; }
+list > "$d/../before"
+avail=$(df --output=avail -B1 "$d" | tail -1)
+head -c $((avail - 48 * 1024)) /dev/zero > "$d/fill"
+set +e
+"$bin" analyze -q --out "$d/out" "$mixture" 2> "$d/../stderr"
+echo "exit $?" > "$d/../code"
+list > "$d/../after"
+"#;
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let r = run(Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", script, "sh"])
+        .arg(&mnt)
+        .arg(bin().get_program())
+        .arg(fixture("quiet.log"))
+        .arg(fixture("mixture.log")));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap();
+    let stderr = read("stderr");
+    assert_eq!(read("code").trim(), "exit 2", "{stderr}");
+    assert!(stderr.contains("No space left"), "{stderr}");
+    assert!(read("before").contains("report.html"), "{}", read("before"));
+    assert_eq!(read("after"), read("before"), "outputs changed:\n{stderr}");
+}
+
+#[test]
+fn analyze_with_a_report_it_cannot_write_replaces_no_output() {
+    // Regression (issue 12, 12), without a full disk: the report's directory is missing.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    analyze_ok(&[&fixture("quiet.log")], &out, &[]);
+    let before = outputs(&out);
+    let r = run(bin()
+        .args(["analyze", "-q", "--out"])
+        .arg(&out)
+        .arg("--report")
+        .arg(dir.path().join("missing/report.html"))
+        .arg(fixture("mixture.log")));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("nothing was replaced"), "{}", r.stderr);
+    assert_eq!(outputs(&out), before);
+}
+
+#[test]
+fn analyze_removes_the_temp_files_of_a_killed_run() {
+    // Regression (issue 12, 13): a `kill -9` during a write leaves `.bouncer-PID-…` temp files
+    // in the output directory; the next run removes those of dead processes.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let dead = out.join(".bouncer-4194999-decisions.json.tmp");
+    std::fs::write(&dead, vec![0u8; 4096]).unwrap();
+    let mine = out.join("notes.txt");
+    std::fs::write(&mine, "kept").unwrap();
+    let r = run(bin()
+        .args(["analyze", "-q", "--out"])
+        .arg(&out)
+        .arg(fixture("quiet.log")));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!dead.exists(), "a dead run's temp file is left");
+    assert_eq!(std::fs::read_to_string(&mine).unwrap(), "kept");
+    let names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".bouncer-"))
+        .collect();
+    assert!(names.is_empty(), "{names:?}");
+}
+
+/// Every file of `dir` with its contents.
+fn outputs(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn am_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
 }

@@ -18,3 +18,4 @@ mod incremental;
 mod order;
 mod report;
 mod serve;
+mod torture;

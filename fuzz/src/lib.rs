@@ -1,8 +1,22 @@
-//! bouncer's parse stage, compiled alone for the fuzz targets (see Cargo.toml for why), with
-//! the options the targets share.
+//! bouncer's parse stage, detector, ingest (tail), decisions.json and follow's state formats,
+//! compiled alone for the fuzz targets (see Cargo.toml for why), with the options the targets
+//! share.
 
 #[path = "../../src/parse/mod.rs"]
 pub mod parse;
+
+#[path = "../../src/detect/mod.rs"]
+pub mod detect;
+
+#[path = "../../src/ingest/mod.rs"]
+pub mod ingest;
+
+/// `decisions.json` and the ban lists derived from it.
+pub mod emit;
+
+/// `follow --state`'s bans.json and core.bin.
+#[path = "../../src/cmd/follow/stored.rs"]
+pub mod stored;
 
 use parse::ParseOptions;
 

@@ -332,13 +332,14 @@ pub(super) fn write_outputs(
     std::fs::create_dir_all(out_dir)
         .with_context(|| format!("{}: cannot create output directory", out_dir.display()))
         .map_err(Failure::input)?;
-    let files = emit::render_all(analysis, rules).map_err(Failure::input)?;
-    for (name, text) in files {
-        let path = out_dir.join(name);
-        emit::write_atomic(&path, text.as_bytes())
-            .with_context(|| format!("{}: cannot write", path.display()))
-            .map_err(Failure::input)?;
-    }
+    emit::remove_stale_temps(out_dir);
+    // Every output is staged before any is replaced: a full disk leaves the previous run's
+    // outputs as they were, never new decisions beside an old report.
+    let mut files: Vec<(PathBuf, String)> = emit::render_all(analysis, rules)
+        .map_err(Failure::input)?
+        .into_iter()
+        .map(|(name, text)| (out_dir.join(name), text))
+        .collect();
     let report_path = match out.report.clone() {
         Some(mut o) => {
             o.out_dir = out_dir.display().to_string();
@@ -348,13 +349,18 @@ pub(super) fn write_outputs(
                 .report
                 .clone()
                 .unwrap_or_else(|| out_dir.join(REPORT_FILE));
-            emit::write_atomic(&path, html.as_bytes())
-                .with_context(|| format!("{}: cannot write report", path.display()))
-                .map_err(Failure::input)?;
+            files.push((path.clone(), html));
             Some(path)
         }
         None => None,
     };
+    let staged: Vec<(PathBuf, &[u8])> = files
+        .iter()
+        .map(|(p, t)| (p.clone(), t.as_bytes()))
+        .collect();
+    emit::write_all_atomic(&staged)
+        .context("nothing was replaced")
+        .map_err(Failure::input)?;
     if !args.quiet {
         let text = emit::summary::render(
             analysis,
@@ -448,6 +454,7 @@ pub(super) fn analysis(
         parse_errors,
         late_requests: st.late,
         distinct_ips: d.distinct_ips() as u64,
+        distinct_ips_estimated: !d.distinct_ips_exact(),
         first_time: st.first_time.map(format_time),
         last_time: st.last_time.map(format_time),
         peak_window_requests: st.peak_window_requests,
@@ -521,6 +528,7 @@ fn save_state(dir: &Path, state: &State) -> Result<(), Failure> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("{}: cannot create state directory", dir.display()))
         .map_err(Failure::input)?;
+    emit::remove_stale_temps(dir);
     let text = serde_json::to_vec(state).map_err(Failure::input)?;
     let path = dir.join(STATE_FILE);
     emit::write_atomic(&path, &text)

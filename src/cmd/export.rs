@@ -3,7 +3,7 @@
 use super::Failure;
 use crate::cli::{ExportArgs, ExportFormat};
 use crate::config::ConfigFile;
-use crate::emit::{bans_of, rulesets, Analysis};
+use crate::emit::{bans_of, decisions, rulesets};
 use anyhow::Context;
 use std::io::{Read, Write};
 
@@ -21,7 +21,7 @@ pub fn run(args: ExportArgs, config: ConfigFile) -> Result<(), Failure> {
             .with_context(|| format!("{name}: cannot read"))
             .map_err(Failure::input)?;
     }
-    let analysis: Analysis = serde_json::from_str(&text)
+    let analysis = decisions::read(text.as_bytes())
         .with_context(|| format!("{name}: not a bouncer decisions.json"))
         .map_err(Failure::input)?;
     let bans = bans_of(&analysis.decisions);

@@ -19,6 +19,7 @@
 //! [`DetectSettings::quantile`]: super::DetectSettings::quantile
 
 use super::decision::BaselineSource;
+#[cfg(not(fuzzing))]
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -306,6 +307,7 @@ fn thin(sorted: &mut Vec<f32>, max: usize) {
 
 /// Median and the `q` quantile (linear interpolation), computed with polars. (Two selections
 /// over the 4 096 draws cost less than sorting them once, runs and all.)
+#[cfg(not(fuzzing))]
 fn quantiles(values: Vec<f32>, q: f64) -> (f64, f64) {
     let values: Vec<f64> = values.into_iter().map(f64::from).collect();
     let ca = Float64Chunked::from_vec("peaks".into(), values);
@@ -319,12 +321,53 @@ fn quantiles(values: Vec<f32>, q: f64) -> (f64, f64) {
 }
 
 /// Median and median absolute deviation, computed with polars.
+#[cfg(not(fuzzing))]
 fn median_mad(values: Vec<f32>) -> (f64, f64) {
     let values: Vec<f64> = values.into_iter().map(f64::from).collect();
     let ca = Float64Chunked::from_vec("load".into(), values);
     let median = ca.median().unwrap_or(0.0);
     let dev: Float64Chunked = ca.apply_values(|v| (v - median).abs());
     (median, dev.median().unwrap_or(0.0))
+}
+
+// The fuzz targets compile this module without polars (building polars with sanitizer
+// coverage costs CI many minutes): the same statistics in plain Rust, checked against polars
+// by `plain_statistics_match_polars`.
+#[cfg(fuzzing)]
+use plain::{median_mad, quantiles};
+
+#[cfg(any(test, fuzzing))]
+mod plain {
+    /// The `q` quantile of sorted values, interpolated linearly as polars does.
+    fn at(sorted: &[f64], q: f64) -> f64 {
+        match sorted.len() {
+            0 => 0.0,
+            n => {
+                let x = q.clamp(0.0, 1.0) * (n - 1) as f64;
+                let lo = x.floor() as usize;
+                let hi = (lo + 1).min(n - 1);
+                sorted[lo] + (sorted[hi] - sorted[lo]) * (x - lo as f64)
+            }
+        }
+    }
+
+    fn sorted(values: impl Iterator<Item = f64>) -> Vec<f64> {
+        let mut v: Vec<f64> = values.collect();
+        v.sort_by(f64::total_cmp);
+        v
+    }
+
+    pub fn quantiles(values: Vec<f32>, q: f64) -> (f64, f64) {
+        let v = sorted(values.into_iter().map(f64::from));
+        (at(&v, 0.5), at(&v, q))
+    }
+
+    pub fn median_mad(values: Vec<f32>) -> (f64, f64) {
+        let v = sorted(values.into_iter().map(f64::from));
+        let median = at(&v, 0.5);
+        let dev = sorted(v.iter().map(|x| (x - median).abs()));
+        (median, at(&dev, 0.5))
+    }
 }
 
 #[cfg(test)]
@@ -350,6 +393,29 @@ mod tests {
         assert_eq!(quantiles(v, 0.99), (q50, q99));
         let (m, mad) = median_mad(vec![1.0, 1.0, 2.0, 2.0, 4.0, 6.0, 9.0]);
         assert_eq!((m, mad), (2.0, 1.0));
+    }
+
+    #[test]
+    fn plain_statistics_match_polars() {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for n in [0, 1, 2, 3, 4, 7, 100, 101, 1000] {
+            let v: Vec<f32> = (0..n).map(|_| (next() % 500) as f32 / 4.0).collect();
+            for q in [0.0, 0.5, 0.9, 0.99, 1.0] {
+                let (a, b) = (quantiles(v.clone(), q), plain::quantiles(v.clone(), q));
+                assert!(
+                    (a.0 - b.0).abs() < 1e-9 && (a.1 - b.1).abs() < 1e-9,
+                    "{n} {q}"
+                );
+            }
+            let (a, b) = (median_mad(v.clone()), plain::median_mad(v.clone()));
+            assert!((a.0 - b.0).abs() < 1e-9 && (a.1 - b.1).abs() < 1e-9, "{n}");
+        }
     }
 
     #[test]

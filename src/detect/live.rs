@@ -60,7 +60,76 @@ pub struct Live {
     last_baselines: (Option<BaselineSnapshot>, Option<BaselineSnapshot>, bool),
 }
 
+/// What `follow` saves of the live core apart from the bans (which it saves more often): the
+/// detector and the clock. Serialised by reference, so a save never copies the detector.
+#[derive(Serialize)]
+pub struct CoreRef<'a> {
+    detector: &'a Detector,
+    newest: Option<(i64, i64)>,
+    handled: usize,
+    last_baselines: &'a (Option<BaselineSnapshot>, Option<BaselineSnapshot>, bool),
+}
+
+/// [`CoreRef`] read back.
+#[derive(Deserialize)]
+pub struct Core {
+    pub detector: Detector,
+    newest: Option<(i64, i64)>,
+    handled: usize,
+    last_baselines: (Option<BaselineSnapshot>, Option<BaselineSnapshot>, bool),
+}
+
+/// Timeline points `follow` keeps (a day of minutes): `analyze` needs them all for its report,
+/// a live core only recent ones.
+const LIVE_TIMELINE: usize = 1440;
+
 impl Live {
+    /// The detector and clock, to save.
+    pub fn core(&self) -> CoreRef<'_> {
+        CoreRef {
+            detector: &self.detector,
+            newest: self.newest,
+            handled: self.handled,
+            last_baselines: &self.last_baselines,
+        }
+    }
+
+    /// A live core from a saved [`Core`] and the bans (saved apart).
+    pub fn from_core(core: Core, bans: BanBook) -> Live {
+        let handled = core.handled.min(core.detector.decisions().len());
+        let mut detector = core.detector;
+        // A ban lifted while follow was stopped (`bouncer unban`) ends its episode here.
+        detector.end_episodes_unless(|ip| bans.is_banned(ip));
+        Live {
+            detector,
+            bans,
+            newest: core.newest,
+            handled,
+            last_baselines: core.last_baselines,
+        }
+    }
+
+    /// The core and the bans, apart (an older state's `Live` split for saving).
+    pub fn into_parts(self) -> (Core, BanBook) {
+        (
+            Core {
+                detector: self.detector,
+                newest: self.newest,
+                handled: self.handled,
+                last_baselines: self.last_baselines,
+            },
+            self.bans,
+        )
+    }
+
+    /// Drop what `follow` has published and will not need again: decisions already turned into
+    /// events, timeline points older than a day. (`--replay` keeps everything: it prints it.)
+    pub fn forget_published(&mut self) {
+        self.detector.forget_decisions(self.handled);
+        self.detector.keep_timeline(LIVE_TIMELINE);
+        self.handled = 0;
+    }
+
     /// `tolerance_secs`: how late a line may arrive and still count in its own second.
     pub fn new(mut detector: Detector, bans: BanBook, tolerance_secs: i64) -> Live {
         detector.set_tolerance(tolerance_secs);

@@ -38,6 +38,7 @@
 pub mod bans;
 pub mod baseline;
 pub mod decision;
+pub mod distinct;
 pub mod live;
 pub mod settings;
 mod top;
@@ -48,6 +49,7 @@ use baseline::{ClientLevels, LearnSpan, Learner, Peaks, SiteLevels, LONG, MINUTE
 pub use decision::{
     Action, BaselineSnapshot, BaselineSource, Check, Count, DecidedBy, Decision, Rule, Window,
 };
+use distinct::DistinctIps;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 pub use settings::DetectSettings;
@@ -241,7 +243,18 @@ pub struct Detector {
     now: Option<i64>,
     /// Requests up to this much older than `now` are counted in their own second.
     tolerance: i64,
-    ips: HashMap<IpAddr, IpState, foldhash::fast::RandomState>,
+    /// Per client; boxed, so the table's spare slots cost a pointer, not a client.
+    ips: HashMap<IpAddr, Box<IpState>, foldhash::fast::RandomState>,
+    /// Every client seen (the table forgets idle ones).
+    #[serde(default)]
+    seen: DistinctIps,
+    /// Peaks in the open hour of clients forgotten during it, with how many had each: the
+    /// hour's baseline input, as if they were still tracked.
+    #[serde(default)]
+    forgotten_peaks: Vec<(Peaks, u32)>,
+    /// Log time of the last sweep of idle clients.
+    #[serde(default)]
+    last_sweep: Option<i64>,
     /// Site traffic of clients not banned, per second over the minute window.
     site: Buckets,
     period: i64,
@@ -291,6 +304,9 @@ impl Detector {
             now: None,
             tolerance,
             ips: HashMap::default(),
+            seen: DistinctIps::default(),
+            forgotten_peaks: Vec::new(),
+            last_sweep: None,
             site: Buckets::default(),
             period: i64::MIN,
             period_seen_ips: Vec::new(),
@@ -332,12 +348,34 @@ impl Detector {
         &self.stats
     }
 
+    /// Distinct clients seen (exact up to [`distinct::EXACT_MAX`], then estimated).
     pub fn distinct_ips(&self) -> usize {
+        self.seen.count() as usize
+    }
+
+    /// Whether [`Self::distinct_ips`] is exact.
+    pub fn distinct_ips_exact(&self) -> bool {
+        self.seen.is_exact()
+    }
+
+    /// Clients tracked now (memory).
+    pub fn tracked_ips(&self) -> usize {
         self.ips.len()
     }
 
     pub fn decisions(&self) -> &[Decision] {
         &self.decisions
+    }
+
+    /// Drop the first `n` decisions (`follow` has published them).
+    pub fn forget_decisions(&mut self, n: usize) {
+        self.decisions.drain(..n.min(self.decisions.len()));
+    }
+
+    /// Keep only the last `n` timeline points.
+    pub fn keep_timeline(&mut self, n: usize) {
+        let extra = self.timeline.len().saturating_sub(n);
+        self.timeline.drain(..extra);
     }
 
     /// Whether `ip` may never be banned (allowlist, the host itself, optionally private ranges).
@@ -357,6 +395,19 @@ impl Detector {
             st.agents_seen = Recent::default();
             st.error_paths = Recent::default();
             st.page_paths = Distinct::default();
+        }
+    }
+
+    /// End the ban episode of every client in one for which `banned` is false.
+    pub fn end_episodes_unless(&mut self, banned: impl Fn(&IpAddr) -> bool) {
+        let ended: Vec<IpAddr> = self
+            .ips
+            .iter()
+            .filter(|(ip, st)| st.banned_at.is_some() && !banned(ip))
+            .map(|(ip, _)| *ip)
+            .collect();
+        for ip in ended {
+            self.end_episode(&ip);
         }
     }
 
@@ -449,7 +500,16 @@ impl Detector {
         let (period, hour) = (self.period, self.hour);
         let gap = self.s.episode_gap_secs as i64;
         let (w, long) = (self.s.window_secs as i64, self.s.long_secs as i64);
-        let st = self.ips.entry(req.ip).or_insert_with(|| IpState::new(t));
+        if self.ips.len() >= self.s.max_clients && !self.ips.contains_key(&req.ip) {
+            self.relieve(now);
+        }
+        let st = match self.ips.entry(req.ip) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                self.seen.insert(req.ip);
+                e.insert(Box::new(IpState::new(t)))
+            }
+        };
         if st.banned_at.is_some() && t - st.last_seen >= gap {
             st.banned_at = None; // quiet long enough: a new episode starts
         }
@@ -632,6 +692,9 @@ impl Detector {
                 .push_site_minute(period, c.requests() as f64, clients, c.pages, c.errors);
         }
         self.period_site = Counts::default();
+        if self.last_sweep.is_none_or(|l| t - l >= SWEEP_EVERY_SECS) {
+            self.sweep(t);
+        }
         let new_hour = t.div_euclid(3600);
         if new_hour != self.hour {
             let peaks = self.take_hour_peaks();
@@ -647,18 +710,90 @@ impl Detector {
         }
     }
 
-    /// The open hour's peaks of the clients not banned in it (and forget who they were).
+    /// The open hour's peaks of the clients not banned in it, tracked or forgotten (and forget
+    /// who they were).
     fn take_hour_peaks(&mut self) -> Vec<Peaks> {
         let hour = self.hour;
-        let peaks = self
+        let mut peaks: Vec<Peaks> = self
             .hour_ips
             .iter()
             .filter_map(|ip| self.ips.get(ip))
             .filter(|st| st.hour == hour && st.banned_hour != hour)
             .map(|st| st.peaks)
             .collect();
+        // Keep the list's memory for the next hour (it regrew from nothing every hour).
         self.hour_ips.clear();
+        for (p, n) in std::mem::take(&mut self.forgotten_peaks) {
+            peaks.extend(std::iter::repeat_n(p, n as usize));
+        }
         peaks
+    }
+
+    /// Forget clients that can no longer matter: idle longer than the long window and their
+    /// own history's span (back after that, a client's windows and history are those of a new
+    /// one), not active in the open hour (its peaks there are one baseline sample, however
+    /// often it comes back), not in a ban episode, never banned (their series is the report's).
+    fn sweep(&mut self, now: i64) {
+        self.last_sweep = Some(now);
+        let s = &self.s;
+        let idle = (s.long_secs as i64).max(RECENT_PERIODS as i64 * s.window_secs as i64)
+            + s.window_secs as i64;
+        let hour = self.hour;
+        let gone: Vec<IpAddr> = self
+            .ips
+            .iter()
+            .filter(|(_, st)| st.last_seen < now - idle && st.hour != hour && forgettable(st))
+            .map(|(ip, _)| *ip)
+            .collect();
+        self.forget(&gone);
+    }
+
+    /// Memory valve: `max_clients` are tracked and another arrives. Forget a quarter of the
+    /// limit, the least useful first: quiet since the last minute, then the fewest requests,
+    /// then the longest idle; never a client in a ban episode or with a series.
+    fn relieve(&mut self, now: i64) {
+        let quiet_since = now - self.s.window_secs as i64;
+        let mut keyed: Vec<((bool, u64, i64), IpAddr)> = self
+            .ips
+            .iter()
+            .filter(|(_, st)| forgettable(st))
+            .map(|(ip, st)| ((st.last_seen >= quiet_since, st.total, st.last_seen), *ip))
+            .collect();
+        let n = (self.s.max_clients / 4).max(1).min(keyed.len());
+        if n == 0 {
+            return;
+        }
+        if n < keyed.len() {
+            keyed.select_nth_unstable(n - 1);
+        }
+        let gone: Vec<IpAddr> = keyed[..n].iter().map(|(_, ip)| *ip).collect();
+        self.forget(&gone);
+    }
+
+    fn forget(&mut self, gone: &[IpAddr]) {
+        if gone.is_empty() {
+            return;
+        }
+        let hour = self.hour;
+        for ip in gone {
+            let Some(st) = self.ips.remove(ip) else {
+                continue;
+            };
+            if st.hour == hour && st.banned_hour != hour {
+                let key = st.peaks.map(f32::to_bits);
+                match self
+                    .forgotten_peaks
+                    .binary_search_by_key(&key, |(p, _)| p.map(f32::to_bits))
+                {
+                    Ok(i) => self.forgotten_peaks[i].1 += 1,
+                    Err(i) => self.forgotten_peaks.insert(i, (st.peaks, 1)),
+                }
+            }
+        }
+        let ips = &self.ips;
+        self.hour_ips.retain(|ip| ips.contains_key(ip));
+        self.hour_ips.shrink_to_fit();
+        self.ips.shrink_to_fit();
     }
 
     /// Recompute the levels: the site's every `recompute_secs`; the clients' then too until a
@@ -673,12 +808,17 @@ impl Detector {
             let open: Vec<Peaks> = if hourly {
                 Vec::new()
             } else {
-                self.hour_ips
+                let mut open: Vec<Peaks> = self
+                    .hour_ips
                     .iter()
                     .filter_map(|ip| self.ips.get(ip))
                     .filter(|st| st.hour == hour && st.banned_hour != hour)
                     .map(|st| st.peaks)
-                    .collect()
+                    .collect();
+                for (p, n) in &self.forgotten_peaks {
+                    open.extend(std::iter::repeat_n(*p, *n as usize));
+                }
+                open
             };
             self.levels = self.learner.client_levels(t, &open, span);
             self.levels_hour = hourly.then_some(hour);
@@ -1107,6 +1247,14 @@ impl Detector {
             duration_secs: 0,
         });
     }
+}
+
+/// How often (log time) idle clients are looked for.
+const SWEEP_EVERY_SECS: i64 = 300;
+
+/// A client whose state no report and no episode needs.
+fn forgettable(st: &IpState) -> bool {
+    st.banned_at.is_none() && st.history.is_none()
 }
 
 /// A client's own usual load per minute, from its recent periods.

@@ -92,6 +92,11 @@ pub struct DetectSettings {
     pub ban_secs: u64,
     /// How many paths/user agents a decision lists.
     pub top_n: usize,
+    /// Memory bound: clients tracked at once. A client idle for longer than the long window and
+    /// its own history's half hour is forgotten anyway; past this many (a flood from spoofed or
+    /// rotating addresses), the least useful are forgotten first — quiet since the last
+    /// minute, then the fewest requests, then the longest idle — never a banned one.
+    pub max_clients: usize,
 }
 
 impl Default for DetectSettings {
@@ -132,6 +137,7 @@ impl Default for DetectSettings {
             allow_private: false,
             ban_secs: 4 * 3600,
             top_n: 10,
+            max_clients: 100_000,
         }
     }
 }
@@ -167,6 +173,12 @@ impl DetectSettings {
         }
         if !(self.short_secs <= self.window_secs && self.window_secs <= self.long_secs) {
             return Err("windows must grow: short_secs ≤ window_secs ≤ long_secs".into());
+        }
+        if self.max_clients < 100 {
+            return Err(format!(
+                "max_clients must be at least 100 (got {})",
+                self.max_clients
+            ));
         }
         if self.long_secs > 3600 {
             return Err("long_secs must be at most 3600".into());

@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod console;
 pub mod crowdsec;
+pub mod decisions;
 pub mod enforce;
 pub mod firewall;
 pub mod minutes;
@@ -20,102 +21,10 @@ pub mod snapshot;
 pub mod status;
 pub mod summary;
 
-use crate::detect::{
-    Action, BaselineSnapshot, Decision, DetectSettings, SeriesPoint, TimelinePoint, WindowLimit,
-};
-use crate::ingest::FileReport;
-use rulesets::{Ban, RulesetOptions};
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+pub use decisions::{bans_of, Analysis, SCHEMA_VERSION};
+use rulesets::RulesetOptions;
 use std::io::Write;
-use std::net::IpAddr;
-use std::path::Path;
-
-/// Version of the `decisions.json` schema. Bumped only for incompatible changes.
-pub const SCHEMA_VERSION: u32 = 1;
-
-/// Everything one run found: the content of `decisions.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Analysis {
-    pub schema_version: u32,
-    pub bouncer_version: String,
-    pub inputs: Vec<FileReport>,
-    pub lines: u64,
-    pub requests: u64,
-    pub parse_errors: u64,
-    /// Requests later than the reorder tolerance, counted in the second they arrived.
-    pub late_requests: u64,
-    pub distinct_ips: u64,
-    /// First and last log time (RFC 3339), null when nothing was read.
-    pub first_time: Option<String>,
-    pub last_time: Option<String>,
-    /// Busiest site-wide window: requests and when.
-    pub peak_window_requests: u64,
-    pub peak_at: Option<String>,
-    /// Baselines in force at the end of the input (floors applied).
-    pub baseline_ip: Option<BaselineSnapshot>,
-    pub baseline_global: Option<BaselineSnapshot>,
-    /// Per-client limits in force at the end of the input, by window.
-    #[serde(default)]
-    pub limits: Vec<WindowLimit>,
-    pub settings: DetectSettings,
-    pub decisions: Vec<Decision>,
-    /// Site-wide traffic per window period, for the report (not written to decisions.json).
-    #[serde(skip)]
-    pub timeline: Vec<TimelinePoint>,
-    /// Per-period requests of each banned IP, for the report (not written to decisions.json).
-    #[serde(skip)]
-    pub ip_series: BTreeMap<IpAddr, Vec<SeriesPoint>>,
-}
-
-impl Analysis {
-    pub fn bans(&self) -> impl Iterator<Item = &Decision> {
-        self.decisions.iter().filter(|d| d.action == Action::Ban)
-    }
-
-    pub fn alerts(&self) -> impl Iterator<Item = &Decision> {
-        self.decisions.iter().filter(|d| d.action == Action::Alert)
-    }
-
-    /// Bans whose limit was learned, and bans whose limit was a floor.
-    pub fn bans_by_decider(&self) -> (usize, usize) {
-        let learned = self
-            .bans()
-            .filter(|d| d.decided_by == crate::detect::DecidedBy::Learned)
-            .count();
-        (learned, self.bans().count() - learned)
-    }
-}
-
-/// Ban list entries from decisions: one per IP (its first ban), with a short comment saying why.
-pub fn bans_of(decisions: &[Decision]) -> Vec<Ban> {
-    let mut seen = std::collections::HashSet::new();
-    decisions
-        .iter()
-        .filter(|d| d.action == Action::Ban)
-        .filter_map(|d| d.ip.map(|ip| (ip, d)))
-        .filter(|(ip, _)| seen.insert(*ip))
-        .map(|(ip, d)| Ban {
-            ip,
-            comment: format!(
-                "bouncer {} {}: {} req/{}s {:.0}x {}",
-                crate::parse::format_time(d.at),
-                d.rules_text("+"),
-                d.requests_in_window,
-                d.window_secs,
-                d.multiplier,
-                if d.fired(crate::detect::Rule::ErrorSurge) {
-                    "errors"
-                } else {
-                    ""
-                }
-            )
-            .trim_end()
-            .to_string(),
-            duration_secs: d.duration_secs,
-        })
-        .collect()
-}
+use std::path::{Path, PathBuf};
 
 /// The files `analyze` writes, by name, rendered from an analysis.
 pub fn render_all(
@@ -144,12 +53,79 @@ pub fn render_all(
 /// reports are no different. Nothing bouncer writes holds a secret (the Slack webhook is only
 /// ever read); a file that did would be written 0600 whatever the umask.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    write_atomic_with(path, |w| w.write_all(contents)).map(|_| ())
+}
+
+/// [`write_atomic`] with the contents written by `fill` (streamed through a buffer: a large
+/// file is never held in memory); the number of bytes written.
+pub fn write_atomic_with(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> std::io::Result<u64> {
+    let tmp = stage(path, fill)?;
+    let n = tmp.as_file().metadata()?.len();
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(n)
+}
+
+/// The prefix of bouncer's temp files: `.bouncer-PID-`, so a later run can tell the leftovers of
+/// a process that died (`kill -9` during a save) from files another one is writing.
+fn temp_prefix() -> String {
+    format!("{TEMP_PREFIX}{}-", std::process::id())
+}
+
+const TEMP_PREFIX: &str = ".bouncer-";
+
+/// Remove the temp files in `dir` that no running process is writing: those of a dead pid, and
+/// those without one (older versions) that are more than an hour old. Returns what was removed.
+pub fn remove_stale_temps(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for e in entries.filter_map(|e| e.ok()) {
+        let name = e.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(TEMP_PREFIX)) else {
+            continue;
+        };
+        let pid = rest
+            .split_once('-')
+            .and_then(|(p, _)| p.parse::<u32>().ok());
+        let stale = match pid {
+            Some(pid) => pid != std::process::id() && !alive_bouncer(pid),
+            None => e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age.as_secs() > 3600),
+        };
+        let is_file = e.file_type().is_ok_and(|t| t.is_file());
+        if stale && is_file && std::fs::remove_file(e.path()).is_ok() {
+            removed.push(e.path().display().to_string());
+        }
+    }
+    removed
+}
+
+/// Whether `pid` is a running bouncer.
+fn alive_bouncer(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|c| c.windows(7).any(|w| w == b"bouncer"))
+}
+
+/// Write `fill`'s bytes to a temp file beside `path`, with `path`'s mode, synced; not yet in
+/// place. Several staged files can then be put in place together ([`write_all_atomic`]).
+fn stage(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> std::io::Result<tempfile::NamedTempFile> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".bouncer-")
+    let tmp = tempfile::Builder::new()
+        .prefix(&temp_prefix())
         .tempfile_in(dir)?;
     {
         // Temp files are created 0600; give it the mode the file should have.
@@ -162,9 +138,34 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
         tmp.as_file()
             .set_permissions(std::fs::Permissions::from_mode(mode))?;
     }
-    tmp.write_all(contents)?;
+    {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file());
+        fill(&mut w)?;
+        w.flush()?;
+    }
     tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(tmp)
+}
+
+/// Write several files so that either all are replaced or none is: each is staged in full
+/// (a full disk fails here, before anything is replaced, and the staged files are removed),
+/// then all are renamed into place.
+pub fn write_all_atomic(files: &[(PathBuf, &[u8])]) -> std::io::Result<()> {
+    let mut staged = Vec::with_capacity(files.len());
+    for (path, bytes) in files {
+        let tmp = stage(path, |w| w.write_all(bytes)).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("{}: cannot write: {e}", path.display()))
+        })?;
+        staged.push((path, tmp));
+    }
+    for (path, tmp) in staged {
+        tmp.persist(path).map_err(|e| {
+            std::io::Error::new(
+                e.error.kind(),
+                format!("{}: cannot write: {}", path.display(), e.error),
+            )
+        })?;
+    }
     Ok(())
 }
 

@@ -55,8 +55,13 @@ pub fn render(
     }
     let _ = writeln!(
         s,
-        "lines {}  requests {}  parse errors {}  late {}  distinct IPs {}",
-        a.lines, a.requests, a.parse_errors, a.late_requests, a.distinct_ips
+        "lines {}  requests {}  parse errors {}  late {}  distinct IPs {}{}",
+        a.lines,
+        a.requests,
+        a.parse_errors,
+        a.late_requests,
+        if a.distinct_ips_estimated { "≈" } else { "" },
+        a.distinct_ips
     );
     if let (Some(f), Some(l)) = (&a.first_time, &a.last_time) {
         let _ = writeln!(s, "time span {f} → {l}");

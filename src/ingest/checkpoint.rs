@@ -59,12 +59,17 @@ pub fn identity(path: &Path) -> std::io::Result<(u64, u64, u64)> {
 pub fn fingerprint(path: &Path, len: u64) -> std::io::Result<u64> {
     let mut buf = Vec::new();
     File::open(path)?.take(len).read_to_end(&mut buf)?;
+    Ok(fnv(&buf))
+}
+
+/// FNV-1a of `bytes`.
+pub fn fnv(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in &buf {
+    for b in bytes {
         h ^= *b as u64;
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    Ok(h)
+    h
 }
 
 /// Decide how to read `path` given the saved checkpoints.

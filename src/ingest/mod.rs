@@ -20,7 +20,6 @@ pub use reorder::{Pending, Reorder};
 use crate::parse::{
     Detection, Format, LineError, LineParser, LogFormat, ParseOptions, Request, Spec,
 };
-use checkpoint::Checkpoint;
 use rayon::prelude::*;
 use reader::{LineReader, LineSource, Next};
 use serde::{Deserialize, Serialize};
@@ -120,16 +119,20 @@ pub fn is_log_or_rotation(log: &Path, file: &Path) -> bool {
     ) else {
         return false;
     };
+    is_rotation_name(log_name, name) && dir(log) == dir(file)
+}
+
+/// `name` is `log_name` or one of its rotations' names: `.1`, `.2.gz`, `-20240801`, `-20240801.gz`.
+pub fn is_rotation_name(log_name: &str, name: &str) -> bool {
     let Some(rest) = name.strip_prefix(log_name) else {
         return false;
     };
     let rest = rest.strip_suffix(".gz").unwrap_or(rest);
-    let rotation = rest.is_empty()
+    rest.is_empty()
         || rest
             .strip_prefix('.')
             .or_else(|| rest.strip_prefix('-'))
-            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-    rotation && dir(log) == dir(file)
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Where an input comes from.
@@ -348,11 +351,14 @@ pub struct LiveInputs {
     stop: Arc<std::sync::atomic::AtomicBool>,
     /// Per input: its report and where it was left, as of the last batch taken.
     pub reports: Vec<FileReport>,
-    pub checkpoints: Vec<Option<Checkpoint>>,
+    pub checkpoints: Vec<Option<tail::TailCheckpoint>>,
     /// Inputs that ended (stdin closed).
     pub ended: Vec<bool>,
     /// Notes already handed out, per input.
     notes_out: Vec<usize>,
+    /// Tests only (`BOUNCER_TAP=FILE`): every request taken, as `input ip time path`, so a test
+    /// can check that each line was seen exactly once.
+    tap: Option<File>,
 }
 
 impl LiveInputs {
@@ -361,7 +367,7 @@ impl LiveInputs {
     pub fn open(
         sources: &[LiveSource],
         opts: Arc<IngestOptions>,
-        saved: &[Checkpoint],
+        saved: &[tail::TailCheckpoint],
         start: tail::StartAt,
     ) -> Result<LiveInputs, InputError> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Batch)>(64);
@@ -372,11 +378,11 @@ impl LiveInputs {
             let name = src.name();
             let (reader, spec, notes): (Box<dyn LineSource>, Spec, Vec<String>) = match src {
                 LiveSource::Tail(p) => {
-                    let t =
-                        tail::TailFile::open(p, saved, start).map_err(|e| InputError::Open {
-                            path: name.clone(),
-                            source: e,
-                        })?;
+                    let mine = saved.iter().find(|c| c.path == name);
+                    let t = tail::TailFile::open(p, mine, start).map_err(|e| InputError::Open {
+                        path: name.clone(),
+                        source: e,
+                    })?;
                     let notes = t.notes.clone();
                     let spec = opts.spec_for(&Source::File(p.clone()));
                     let source = tail::TailSource::new(t, opts.max_line_bytes);
@@ -422,6 +428,13 @@ impl LiveInputs {
             checkpoints,
             ended: vec![false; n],
             notes_out: vec![0; n],
+            tap: std::env::var_os("BOUNCER_TAP").and_then(|p| {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .ok()
+            }),
         })
     }
 
@@ -437,6 +450,14 @@ impl LiveInputs {
         }
         if batch.end.is_some() {
             self.ended[i] = true;
+        }
+        if let Some(tap) = &mut self.tap {
+            use std::io::Write;
+            let mut text = String::new();
+            for r in &batch.released {
+                text.push_str(&format!("{i} {} {} {}\n", r.ip, r.time, r.path()));
+            }
+            let _ = tap.write_all(text.as_bytes());
         }
         Some((i, batch.released))
     }
@@ -582,7 +603,7 @@ pub struct Batch {
 #[derive(Debug, Clone)]
 pub struct LiveUpdate {
     pub report: FileReport,
-    pub checkpoint: Option<Checkpoint>,
+    pub checkpoint: Option<tail::TailCheckpoint>,
 }
 
 /// What a reader thread knows when its input ends.

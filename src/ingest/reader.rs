@@ -160,8 +160,8 @@ pub trait LineSource: Send {
     fn take_notes(&mut self) -> Vec<String> {
         Vec::new()
     }
-    /// Where a live tail was left (complete lines only).
-    fn checkpoint(&self) -> Option<super::checkpoint::Checkpoint> {
+    /// Where a live tail was left (lines handed out only).
+    fn checkpoint(&self) -> Option<super::tail::TailCheckpoint> {
         None
     }
 }

@@ -7,7 +7,6 @@ use crate::cli::{StatusArgs, UnbanArgs};
 use crate::cmd::settings::{crowdsec_settings, ruleset_options};
 use crate::cmd::Failure;
 use crate::config::ConfigFile;
-use crate::detect::live::Event;
 use crate::emit::crowdsec::{Lapi, Push};
 use crate::emit::firewall::{self, Backend, Exec};
 use crate::emit::snapshot::{Snapshot, STATUS_FILE};
@@ -20,7 +19,7 @@ use std::time::Duration;
 /// `bouncer status`: a table for humans (or JSON with `--json`) from the saved state (the bans)
 /// and the follower's last `status.json` (counters, limits, firewall, Slack, events).
 pub fn status(args: StatusArgs) -> Result<(), Failure> {
-    let st = state::load(&args.state)
+    let st = state::load_bans(&args.state)
         .map_err(Failure::input)?
         .ok_or_else(|| {
             Failure::input(anyhow!(
@@ -36,7 +35,6 @@ pub fn status(args: StatusArgs) -> Result<(), Failure> {
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
     let bans: Vec<SavedBan> = st
-        .live
         .bans
         .active()
         .iter()
@@ -83,24 +81,15 @@ pub fn unban(args: UnbanArgs, config: ConfigFile) -> Result<(), Failure> {
             path.display()
         )));
     }
-    let mut st = state::load(dir)
+    let mut st = state::load_bans(dir)
         .map_err(Failure::input)?
         .ok_or_else(|| Failure::input(anyhow!("{}: no follow state here", dir.display())))?;
-    let events = match args.ip {
-        Some(ip) => st.live.unban(&ip).into_iter().collect(),
-        None => st.live.unban_all(),
+    // The detector's episodes of these IPs end when follow next starts (it ends the episode of
+    // every IP that is no longer banned).
+    let ips: Vec<IpAddr> = match args.ip {
+        Some(ip) => st.bans.unban(&ip).map(|_| ip).into_iter().collect(),
+        None => st.bans.unban_all().into_iter().map(|(ip, _)| ip).collect(),
     };
-    let ips: Vec<IpAddr> = events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Unban { ip, .. } => Some(*ip),
-            _ => None,
-        })
-        .collect();
-    if ips.is_empty() {
-        eprintln!("nothing to unban");
-        return Ok(());
-    }
     let rules = ruleset_options(&args.output, &config)?;
     let backend = args.backend.unwrap_or(match st.backend.as_deref() {
         Some("iptables") => Backend::Iptables,
@@ -112,7 +101,7 @@ pub fn unban(args: UnbanArgs, config: ConfigFile) -> Result<(), Failure> {
         st.owned.remove(ip);
     }
     unban_crowdsec(&args, &config, &mut st, &ips)?;
-    state::save(dir, &st).map_err(Failure::input)?;
+    state::save_bans(dir, &st).map_err(Failure::input)?;
     for ip in ips {
         eprintln!("unbanned {ip}");
     }
@@ -125,7 +114,7 @@ pub fn unban(args: UnbanArgs, config: ConfigFile) -> Result<(), Failure> {
 fn unban_crowdsec(
     args: &UnbanArgs,
     config: &ConfigFile,
-    st: &mut state::State,
+    st: &mut state::Bans,
     ips: &[IpAddr],
 ) -> Result<(), Failure> {
     let Some(settings) = crowdsec_settings(&args.crowdsec, config)? else {

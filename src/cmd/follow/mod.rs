@@ -19,6 +19,7 @@
 mod commands;
 mod replay;
 mod state;
+mod stored;
 
 pub use commands::{status, unban};
 
@@ -81,31 +82,43 @@ pub fn run(args: FollowArgs, config: ConfigFile) -> Result<(), Failure> {
         Some(dir) => Some(state::PidFile::create(dir).map_err(Failure::input)?),
         None => None,
     };
+    if let Some(dir) = &s.state {
+        for f in state::clean(dir) {
+            eprintln!("bouncer: removed {f} (left by an interrupted save)");
+        }
+    }
     let saved = match &s.state {
         Some(dir) => state::load(dir).map_err(Failure::input)?,
         None => None,
     };
     let pushes = saved
         .as_ref()
-        .map(|st| st.crowdsec.clone())
+        .and_then(|st| st.bans.as_ref())
+        .map(|b| b.crowdsec.clone())
         .unwrap_or_default();
+    let fresh = |bans: BanBook| Live::new(Detector::new(s.detect.clone()), bans, s.tolerance_secs);
     let (mut live, checkpoints, owned) = match saved {
-        Some(st) if *st.live.detector.settings() == s.detect => (st.live, st.checkpoints, st.owned),
         Some(st) => {
-            eprintln!("bouncer: detection settings changed since the saved state: baselines start over; bans and strikes are kept");
-            let live = Live::new(
-                Detector::new(s.detect.clone()),
-                st.live.bans,
-                s.tolerance_secs,
-            );
-            (live, st.checkpoints, st.owned)
+            let (bans, owned) = match st.bans {
+                Some(b) => (b.bans, b.owned),
+                None => (
+                    BanBook::new(s.schedule.clone(), s.decay_secs),
+                    BTreeSet::new(),
+                ),
+            };
+            match st.core {
+                Some(c) if *c.core.detector.settings() == s.detect => {
+                    (Live::from_core(c.core, bans), c.inputs, owned)
+                }
+                Some(c) => {
+                    eprintln!("bouncer: detection settings changed since the saved state: baselines start over; bans and strikes are kept");
+                    (fresh(bans), c.inputs, owned)
+                }
+                None => (fresh(bans), Vec::new(), owned),
+            }
         }
         None => (
-            Live::new(
-                Detector::new(s.detect.clone()),
-                BanBook::new(s.schedule.clone(), s.decay_secs),
-                s.tolerance_secs,
-            ),
+            fresh(BanBook::new(s.schedule.clone(), s.decay_secs)),
             Vec::new(),
             BTreeSet::new(),
         ),
@@ -162,9 +175,7 @@ pub fn run(args: FollowArgs, config: ConfigFile) -> Result<(), Failure> {
         },
         per_second: VecDeque::new(),
         lines_seen: VecDeque::new(),
-        last_save: i64::MIN,
-        dirty: true,
-        save_error: None,
+        saves: Saves::default(),
         last_tick_secs: 0.0,
     };
     l.run(&term);
@@ -307,11 +318,38 @@ struct Loop {
     /// Requests per wall second (last 15 minutes), and (wall second, lines read) for the rate.
     per_second: VecDeque<(i64, u32)>,
     lines_seen: VecDeque<(i64, u64)>,
-    last_save: i64,
-    dirty: bool,
-    save_error: Option<String>,
+    saves: Saves,
     /// Wall time of the last full tick, for the next snapshot.
     last_tick_secs: f64,
+}
+
+/// When the two state files were last written, and whether they need writing.
+struct Saves {
+    /// `bans.json`: its last contents (rewritten only when they change), and a ban change
+    /// since (write now).
+    bans_written: Option<Vec<u8>>,
+    bans_dirty: bool,
+    last_bans: i64,
+    /// `core.bin`: batches taken since the last write, and when that was.
+    batches_since_core: u64,
+    last_core: i64,
+    /// The last failure (said once; retried every second).
+    error: Option<String>,
+    last_attempt: i64,
+}
+
+impl Default for Saves {
+    fn default() -> Self {
+        Saves {
+            bans_written: None,
+            bans_dirty: true,
+            last_bans: i64::MIN,
+            batches_since_core: 1, // a first core at once: the inputs' starting points
+            last_core: i64::MIN,
+            error: None,
+            last_attempt: i64::MIN,
+        }
+    }
 }
 
 impl Loop {
@@ -327,6 +365,8 @@ impl Loop {
                 }
                 self.sinks.requests(&requests);
                 self.count(now_ms.div_euclid(1000), requests.len());
+                // Any batch moves the checkpoints (even one of unparseable lines).
+                self.saves.batches_since_core += 1;
                 if self.live.detector.decisions().len() > decided {
                     // A ban waits for nothing: publish it now, not at the next tick.
                     self.tick(now_ms, false);
@@ -402,6 +442,7 @@ impl Loop {
         }
         self.sinks.publish(&notes, now);
         if full {
+            self.live.forget_published();
             let snapshot = self.build_snapshot(now);
             self.snapshot = self.sinks.snapshot(snapshot);
             self.save(now, false);
@@ -416,12 +457,12 @@ impl Loop {
         let (kind, text) = match n {
             Note::Core(Event::Ban { ip, decision, .. }) => {
                 s.bans_total += 1;
-                self.dirty = true;
+                self.saves.bans_dirty = true;
                 ("BAN", format!("{ip}: {}", decision.reason))
             }
             Note::Core(Event::Unban { ip, why, .. }) => {
                 s.unbans_total += 1;
-                self.dirty = true;
+                self.saves.bans_dirty = true;
                 ("UNBAN", format!("{ip} ({why:?})"))
             }
             Note::Core(Event::GlobalAnomaly { decision }) => {
@@ -503,36 +544,65 @@ impl Loop {
             })
             .collect();
         s.per_second = self.per_second.iter().copied().collect();
-        s.state_error = self.save_error.clone();
+        s.state_error = self.saves.error.clone();
         s.dry_run = self.dry_run;
         s.site_limit = d.site_alert_limit();
         s.tick_secs = self.last_tick_secs;
         s
     }
 
-    /// Save the state when due (or `force`d). A failure is said once, enforcement goes on from
-    /// memory, and the next tick retries.
+    /// Save the state when due (or `force`d): `bans.json` when it changed, `core.bin` when
+    /// requests came and it is due (see `state`). A failure is said once, enforcement goes on
+    /// from memory, and the next tick retries.
     fn save(&mut self, now: i64, force: bool) {
         let Some(dir) = self.state_dir.clone() else {
             return;
         };
-        let due = self.dirty || now - self.last_save >= SAVE_EVERY_SECS || force;
-        if !due || (self.save_error.is_some() && now == self.last_save && !force) {
-            return;
+        let retry = self.saves.error.is_some();
+        if retry && !force && now == self.saves.last_attempt {
+            return; // a failing disk is tried once a second
         }
-        let st = state::State {
-            version: state::STATE_VERSION,
-            live: self.live.clone(),
-            checkpoints: self.inputs.checkpoints.iter().flatten().cloned().collect(),
-            backend: Some(self.backend.clone()),
-            owned: self.owned.as_ref().map(|o| o.get()).unwrap_or_default(),
-            crowdsec: self.crowdsec.pending(),
-        };
-        self.last_save = now;
-        match state::save(&dir, &st) {
+        self.saves.last_attempt = now;
+        let mut result = Ok(());
+        let bans_due = self.saves.bans_dirty
+            || retry
+            || force
+            || now.saturating_sub(self.saves.last_bans) >= SAVE_EVERY_SECS;
+        if bans_due {
+            self.saves.last_bans = now;
+            let b = state::Bans {
+                version: state::STATE_VERSION,
+                bans: self.live.bans.clone(),
+                owned: self.owned.as_ref().map(|o| o.get()).unwrap_or_default(),
+                backend: Some(self.backend.clone()),
+                crowdsec: self.crowdsec.pending(),
+            };
+            let bytes = serde_json::to_vec(&b).unwrap_or_default();
+            if self.saves.bans_written.as_ref() != Some(&bytes) || retry {
+                result = state::save_bans(&dir, &b);
+                if result.is_ok() {
+                    self.saves.bans_written = Some(bytes);
+                    self.saves.bans_dirty = false;
+                }
+            } else {
+                self.saves.bans_dirty = false;
+            }
+        }
+        let core_due = self.saves.batches_since_core > 0
+            && (force
+                || retry
+                || now.saturating_sub(self.saves.last_core) >= state::CORE_EVERY_SECS);
+        if result.is_ok() && core_due {
+            self.saves.last_core = now;
+            let inputs: Vec<_> = self.inputs.checkpoints.iter().flatten().cloned().collect();
+            result = state::save_core(&dir, &self.live, &inputs).map(|_| ());
+            if result.is_ok() {
+                self.saves.batches_since_core = 0;
+            }
+        }
+        match result {
             Ok(()) => {
-                self.dirty = false;
-                if self.save_error.take().is_some() {
+                if self.saves.error.take().is_some() {
                     let n = Note::StateSave { error: None };
                     self.remember(&n, now);
                     self.sinks.publish(&[n], now);
@@ -540,14 +610,14 @@ impl Loop {
             }
             Err(e) => {
                 let e = format!("{e:#}");
-                if self.save_error.as_ref() != Some(&e) {
+                if self.saves.error.as_ref() != Some(&e) {
                     let n = Note::StateSave {
                         error: Some(e.clone()),
                     };
                     self.remember(&n, now);
                     self.sinks.publish(&[n], now);
                 }
-                self.save_error = Some(e);
+                self.saves.error = Some(e);
             }
         }
     }

@@ -135,6 +135,7 @@ fn analysis(decisions: Vec<Decision>) -> Analysis {
         parse_errors: 1,
         late_requests: 0,
         distinct_ips: 40,
+        distinct_ips_estimated: false,
         first_time: Some("2015-05-17T10:00:00Z".into()),
         last_time: Some("2015-05-17T19:59:59Z".into()),
         peak_window_requests: 900,

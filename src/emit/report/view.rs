@@ -463,7 +463,11 @@ pub fn build(a: &Analysis, o: &ReportOptions) -> Result<Report, PlotError> {
             requests: int(a.requests),
             parse_errors: int(a.parse_errors),
             late: int(a.late_requests),
-            distinct_ips: int(a.distinct_ips),
+            distinct_ips: if a.distinct_ips_estimated {
+                format!("≈{}", int(a.distinct_ips))
+            } else {
+                int(a.distinct_ips)
+            },
         },
         changed_settings,
         summary: Summary {

@@ -1,0 +1,7 @@
+//! bouncer's `emit`, as far as `decisions.json` and the ban lists go (paths are relative to
+//! this file's directory).
+
+#[path = "../../src/emit/decisions.rs"]
+pub mod decisions;
+#[path = "../../src/emit/rulesets.rs"]
+pub mod rulesets;
