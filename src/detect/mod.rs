@@ -792,8 +792,15 @@ impl Detector {
         }
         let ips = &self.ips;
         self.hour_ips.retain(|ip| ips.contains_key(ip));
-        self.hour_ips.shrink_to_fit();
-        self.ips.shrink_to_fit();
+        // Give memory back only when most of it is idle: shrinking on every sweep rehashed the
+        // whole table every 5 minutes of log time, and it regrew as clients came back.
+        let roomy = |len: usize, cap: usize| cap > 4 * len.max(1024);
+        if roomy(self.ips.len(), self.ips.capacity()) {
+            self.ips.shrink_to(2 * self.ips.len());
+        }
+        if roomy(self.hour_ips.len(), self.hour_ips.capacity()) {
+            self.hour_ips.shrink_to(2 * self.hour_ips.len());
+        }
     }
 
     /// Recompute the levels: the site's every `recompute_secs`; the clients' then too until a

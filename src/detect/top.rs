@@ -19,11 +19,18 @@ pub struct TopK {
     /// Index and hash of the last key added, and its hits not yet in `counts`.
     last: Option<(usize, u64)>,
     last_hits: u64,
+    /// Where each hash sits in `counts`, once the list is long enough for a scan to cost more
+    /// than a lookup (a client of a few requests never pays for it). Derived: rebuilt after a
+    /// load.
+    #[serde(skip)]
+    index: Option<Box<Index>>,
 }
 
 impl TopK {
     const CAP: usize = 24;
     const MAX_KEY: usize = 512;
+    /// Lists this long or longer are looked up through `index`.
+    const INDEXED: usize = 8;
 
     pub fn add<'k>(&mut self, hash: u64, key: impl FnOnce() -> &'k str) {
         if let Some((_, h)) = self.last {
@@ -33,18 +40,10 @@ impl TopK {
             }
         }
         self.settle();
-        // One pass finds the key or, failing that, the least counted slot.
-        let mut found = None;
-        let (mut min, mut min_count) = (0, u64::MAX);
-        for (i, &(h, c)) in self.counts.iter().enumerate() {
-            if h == hash {
-                found = Some(i);
-                break;
-            }
-            if c < min_count {
-                (min, min_count) = (i, c);
-            }
-        }
+        let found = match &self.index {
+            Some(index) => index.find(&self.counts, hash),
+            None => self.counts.iter().position(|&(h, _)| h == hash),
+        };
         let i = match found {
             Some(i) => {
                 self.counts[i].1 += 1;
@@ -53,11 +52,35 @@ impl TopK {
             None if self.counts.len() < Self::CAP => {
                 self.counts.push((hash, 1));
                 self.keys.push(crate::parse::clip(key(), Self::MAX_KEY));
-                self.counts.len() - 1
+                let i = self.counts.len() - 1;
+                match &mut self.index {
+                    Some(index) => index.insert(&self.counts, i),
+                    None if self.counts.len() >= Self::INDEXED => {
+                        self.index = Some(Box::new(Index::of(&self.counts)));
+                        // A client this varied likely fills the list: one allocation to the
+                        // cap instead of doubling past it.
+                        self.counts.reserve_exact(Self::CAP - self.counts.len());
+                        self.keys.reserve_exact(Self::CAP - self.keys.len());
+                    }
+                    None => {}
+                }
+                i
             }
             None => {
-                // Replace the least counted key; it inherits that count (space-saving).
+                // Replace the least counted key (the first of them); it inherits that count
+                // (space-saving).
+                let mut min = 0;
+                for (i, &(_, c)) in self.counts.iter().enumerate() {
+                    if c < self.counts[min].1 {
+                        min = i;
+                    }
+                }
+                let index = self
+                    .index
+                    .get_or_insert_with(|| Box::new(Index::of(&self.counts)));
+                index.remove(&self.counts, min);
                 self.counts[min] = (hash, self.counts[min].1 + 1);
+                index.insert(&self.counts, min);
                 replace_key(&mut self.keys[min], key(), Self::MAX_KEY);
                 min
             }
@@ -91,6 +114,83 @@ impl TopK {
                 count,
             })
             .collect()
+    }
+}
+
+/// An open-addressing table (linear probing) from a key's hash to its position in
+/// [`TopK::counts`]: 64 one-byte cells for at most 24 keys, so a lookup reads one or two cells
+/// instead of scanning the list on every request of a client that reads many pages.
+#[derive(Debug, Clone)]
+struct Index {
+    /// Position + 1 in `counts`; 0: empty.
+    cells: [u8; Index::CELLS],
+}
+
+impl Index {
+    const CELLS: usize = 64;
+
+    fn home(hash: u64) -> usize {
+        // Multiplicative mixing: the top bits depend on every bit of the hash.
+        (hash.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) as usize
+    }
+
+    fn of(counts: &[(u64, u64)]) -> Index {
+        let mut index = Index {
+            cells: [0; Self::CELLS],
+        };
+        for i in 0..counts.len() {
+            index.insert(counts, i);
+        }
+        index
+    }
+
+    fn find(&self, counts: &[(u64, u64)], hash: u64) -> Option<usize> {
+        let mut c = Self::home(hash);
+        loop {
+            match self.cells[c] {
+                0 => return None,
+                v if counts[usize::from(v) - 1].0 == hash => return Some(usize::from(v) - 1),
+                _ => c = (c + 1) % Self::CELLS,
+            }
+        }
+    }
+
+    /// Index `counts[i]` (its hash not yet in the table).
+    fn insert(&mut self, counts: &[(u64, u64)], i: usize) {
+        let mut c = Self::home(counts[i].0);
+        while self.cells[c] != 0 {
+            c = (c + 1) % Self::CELLS;
+        }
+        self.cells[c] = u8::try_from(i + 1).expect("at most 24 keys");
+    }
+
+    /// Forget `counts[i]` (still holding its hash), shifting later cells of its probe run back
+    /// so every remaining key stays reachable from its home cell.
+    fn remove(&mut self, counts: &[(u64, u64)], i: usize) {
+        let mut hole = Self::home(counts[i].0);
+        while usize::from(self.cells[hole]) != i + 1 {
+            hole = (hole + 1) % Self::CELLS;
+        }
+        let mut c = hole;
+        loop {
+            c = (c + 1) % Self::CELLS;
+            let v = self.cells[c];
+            if v == 0 {
+                break;
+            }
+            let home = Self::home(counts[usize::from(v) - 1].0);
+            // Move `v` into the hole unless its home lies cyclically in (hole, c].
+            let stays = if hole <= c {
+                hole < home && home <= c
+            } else {
+                hole < home || home <= c
+            };
+            if !stays {
+                self.cells[hole] = v;
+                hole = c;
+            }
+        }
+        self.cells[hole] = 0;
     }
 }
 
@@ -169,6 +269,50 @@ mod tests {
             replace_key(&mut slot, key, 512);
             assert_eq!(slot, crate::parse::clip(key, 512));
             assert!(slot.capacity() <= 2 * slot.len() + 16 || slot.capacity() == slot.len());
+        }
+    }
+
+    /// The indexed list decides exactly like a plain scan: same keys, same counts, same
+    /// evictions (first least-counted slot), including after a serde round trip drops the index.
+    #[test]
+    fn indexed_lookup_matches_a_plain_scan() {
+        let mut t = TopK::default();
+        let mut model: Vec<(u64, u64)> = Vec::new();
+        let mut x: u64 = 0x1234_5678;
+        for step in 0..200_000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // A few heavy keys, many rare ones, and hashes that share their home cell.
+            let hash = match x % 10 {
+                0..=3 => x % 6,
+                4..=5 => (x % 40) << 58,
+                _ => x % 5_000,
+            };
+            let key = hash.to_string();
+            t.add(hash, || key.as_str());
+            t.settle();
+            t.last = None;
+            match model.iter().position(|&(h, _)| h == hash) {
+                Some(i) => model[i].1 += 1,
+                None if model.len() < TopK::CAP => model.push((hash, 1)),
+                None => {
+                    let mut min = 0;
+                    for (i, &(_, c)) in model.iter().enumerate() {
+                        if c < model[min].1 {
+                            min = i;
+                        }
+                    }
+                    model[min] = (hash, model[min].1 + 1);
+                }
+            }
+            assert_eq!(t.counts, model, "step {step}");
+            if step % 50_000 == 0 {
+                t = serde_json::from_str(&serde_json::to_string(&t).unwrap()).unwrap();
+            }
+        }
+        for (i, (h, _)) in t.counts.iter().enumerate() {
+            assert_eq!(t.keys[i], h.to_string());
         }
     }
 
