@@ -63,6 +63,7 @@ pub struct Counters {
     pub dropped: u64,
 }
 
+#[derive(Default)]
 pub struct HubState {
     pub snapshot: Arc<Snapshot>,
     pub history: VecDeque<Minute>,
@@ -89,15 +90,7 @@ pub struct Hub {
 
 impl Hub {
     pub fn new(settings: DetectSettings) -> Arc<Hub> {
-        let state = Arc::new(RwLock::new(HubState {
-            snapshot: Arc::new(Snapshot::default()),
-            history: VecDeque::new(),
-            decisions: HashMap::new(),
-            counters: Counters::default(),
-            gen: 0,
-            urgent: 0,
-            pending_urgent: false,
-        }));
+        let state = Arc::new(RwLock::new(HubState::default()));
         Arc::new(Hub {
             metrics: Metrics::new(state.clone()),
             state,
@@ -296,15 +289,7 @@ fn record_minutes(history: &mut VecDeque<Minute>, s: &Snapshot, window_secs: u32
 /// An empty state (tests of the views).
 #[cfg(test)]
 pub fn tests_state() -> HubState {
-    HubState {
-        snapshot: Arc::new(Snapshot::default()),
-        history: VecDeque::new(),
-        decisions: HashMap::new(),
-        counters: Counters::default(),
-        gen: 0,
-        urgent: 0,
-        pending_urgent: false,
-    }
+    HubState::default()
 }
 
 enum Msg {
