@@ -710,9 +710,8 @@ impl Detector {
         }
     }
 
-    /// The open hour's peaks of the clients not banned in it, tracked or forgotten (and forget
-    /// who they were).
-    fn take_hour_peaks(&mut self) -> Vec<Peaks> {
+    /// The open hour's peaks of the clients not banned in it, tracked or forgotten.
+    fn open_hour_peaks(&self) -> Vec<Peaks> {
         let hour = self.hour;
         let mut peaks: Vec<Peaks> = self
             .hour_ips
@@ -721,11 +720,18 @@ impl Detector {
             .filter(|st| st.hour == hour && st.banned_hour != hour)
             .map(|st| st.peaks)
             .collect();
-        // Keep the list's memory for the next hour (it regrew from nothing every hour).
-        self.hour_ips.clear();
-        for (p, n) in std::mem::take(&mut self.forgotten_peaks) {
+        for &(p, n) in &self.forgotten_peaks {
             peaks.extend(std::iter::repeat_n(p, n as usize));
         }
+        peaks
+    }
+
+    /// [`Self::open_hour_peaks`], and forget who they were (the hour closes).
+    fn take_hour_peaks(&mut self) -> Vec<Peaks> {
+        let peaks = self.open_hour_peaks();
+        // Keep the list's memory for the next hour (it regrew from nothing every hour).
+        self.hour_ips.clear();
+        self.forgotten_peaks.clear();
         peaks
     }
 
@@ -815,17 +821,7 @@ impl Detector {
             let open: Vec<Peaks> = if hourly {
                 Vec::new()
             } else {
-                let mut open: Vec<Peaks> = self
-                    .hour_ips
-                    .iter()
-                    .filter_map(|ip| self.ips.get(ip))
-                    .filter(|st| st.hour == hour && st.banned_hour != hour)
-                    .map(|st| st.peaks)
-                    .collect();
-                for (p, n) in &self.forgotten_peaks {
-                    open.extend(std::iter::repeat_n(*p, *n as usize));
-                }
-                open
+                self.open_hour_peaks()
             };
             self.levels = self.learner.client_levels(t, &open, span);
             self.levels_hour = hourly.then_some(hour);

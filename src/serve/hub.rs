@@ -68,6 +68,7 @@ pub struct Counters {
     pub crowdsec_failing: Option<bool>,
 }
 
+#[derive(Default)]
 pub struct HubState {
     pub snapshot: Arc<Snapshot>,
     pub history: VecDeque<Minute>,
@@ -94,15 +95,7 @@ pub struct Hub {
 
 impl Hub {
     pub fn new(settings: DetectSettings) -> Arc<Hub> {
-        let state = Arc::new(RwLock::new(HubState {
-            snapshot: Arc::new(Snapshot::default()),
-            history: VecDeque::new(),
-            decisions: HashMap::new(),
-            counters: Counters::default(),
-            gen: 0,
-            urgent: 0,
-            pending_urgent: false,
-        }));
+        let state = Arc::new(RwLock::new(HubState::default()));
         Arc::new(Hub {
             metrics: Metrics::new(state.clone()),
             state,
@@ -320,15 +313,7 @@ fn record_minutes(history: &mut VecDeque<Minute>, s: &Snapshot, window_secs: u32
 /// An empty state (tests of the views).
 #[cfg(test)]
 pub fn tests_state() -> HubState {
-    HubState {
-        snapshot: Arc::new(Snapshot::default()),
-        history: VecDeque::new(),
-        decisions: HashMap::new(),
-        counters: Counters::default(),
-        gen: 0,
-        urgent: 0,
-        pending_urgent: false,
-    }
+    HubState::default()
 }
 
 enum Msg {
