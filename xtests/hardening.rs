@@ -560,6 +560,64 @@ list > "$d/../after"
 }
 
 #[test]
+fn follow_on_a_full_disk_keeps_deciding_retries_and_saves_when_space_returns() {
+    // Regression (issue 12, 12 and 23): the first failed state save ended `follow` (exit 2):
+    // no more bans, no expiries. It now keeps going from memory, says so, and retries.
+    if !std::env::var("CI").is_ok_and(|v| v == "true") && !am_root() {
+        eprintln!("skipped: needs root for a private tmpfs");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // The state directory on a 1 MiB tmpfs in a private mount namespace; the log outside it.
+    // follow starts, the tmpfs is filled, the real mixture is appended (four bans), the disk
+    // is freed again, follow is stopped. The script records what it saw at each step.
+    let script = r#"set -u
+d="$1"; bin="$2"; log="$3"; mixture="$4"; err="$5"
+mount -t tmpfs -o size=1m tmpfs "$d" || exit 90
+"$bin" follow --dry-run --state "$d/state" "$log" 2> "$err" &
+pid=$!
+waitfor() { i=0; until grep -q "$1" "$err"; do i=$((i+1)); [ $i -gt 300 ] && return 1; sleep 0.1; done; }
+waitfor "following 1 file" || { kill $pid; exit 91; }
+head -c 2M /dev/zero > "$d/fill" 2>/dev/null
+cat "$mixture" >> "$log"
+waitfor "STATE NOT SAVED" || { kill $pid; exit 92; }
+waitfor "BAN 192.168.4.25" || { kill $pid; exit 93; }
+kill -0 $pid || exit 94
+rm "$d/fill"
+waitfor "state saved again" || { kill $pid; exit 95; }
+cp "$d/state/bans.json" "$d/../bans.json"
+kill -TERM $pid
+wait $pid
+echo "exit $?" > "$d/../code"
+"#;
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let log = dir.path().join("access.log");
+    std::fs::write(&log, "").unwrap();
+    let err = dir.path().join("stderr");
+    let r = run(Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", script, "sh"])
+        .arg(&mnt)
+        .arg(bin().get_program())
+        .arg(&log)
+        .arg(fixture("mixture.log"))
+        .arg(&err));
+    let stderr = std::fs::read_to_string(&err).unwrap_or_default();
+    assert_eq!(r.code, 0, "step {} failed:\n{}{stderr}", r.code, r.stderr);
+    let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap();
+    assert_eq!(read("code").trim(), "exit 0", "{stderr}");
+    assert!(stderr.contains("No space left"), "{stderr}");
+    let bans = read("bans.json");
+    for ip in ["192.236.195.162", "192.168.4.25"] {
+        assert!(stderr.contains(&format!("BAN {ip}")), "{stderr}");
+        assert!(
+            bans.contains(ip),
+            "{ip} not saved once space returned: {bans}"
+        );
+    }
+}
+
+#[test]
 fn analyze_with_a_report_it_cannot_write_replaces_no_output() {
     // Regression (issue 12, 12), without a full disk: the report's directory is missing.
     let dir = tempfile::tempdir().unwrap();
