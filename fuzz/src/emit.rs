@@ -5,3 +5,6 @@
 pub mod decisions;
 #[path = "../../src/emit/rulesets.rs"]
 pub mod rulesets;
+/// The CrowdSec pushes follow's state keeps (not the client that sends them).
+#[path = "../../src/emit/crowdsec_push.rs"]
+pub mod crowdsec;

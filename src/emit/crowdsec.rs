@@ -24,12 +24,13 @@
 //! The password is a [`Secret`]: never printed, never in an error, never in the state file.
 //! Errors name the LAPI's host only.
 
+pub use super::crowdsec_push::Push;
 use super::sink::{CrowdsecNote, Note, Sink};
 use crate::detect::bans::ActiveBan;
 use crate::detect::live::Event;
 use crate::detect::{DecidedBy, Decision, Rule};
 use crate::parse::format_time;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -116,32 +117,6 @@ impl LapiSettings {
             (Some(h), Some(p)) => format!("{h}:{p}"),
             (Some(h), None) => h.to_string(),
             _ => "the LAPI".into(),
-        }
-    }
-}
-
-/// One thing to tell the LAPI.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Push {
-    /// An alert with its decision; `until` (UNIX seconds, `None` = permanent) sets the duration
-    /// when it is sent.
-    Ban {
-        ip: IpAddr,
-        until: Option<i64>,
-        alert: Value,
-    },
-    /// Delete bouncer's decisions for `ip`.
-    Unban { ip: IpAddr },
-}
-
-impl Push {
-    fn describe(&self) -> String {
-        match self {
-            Push::Ban { ip, alert, .. } => {
-                format!("ban {ip} ({})", alert["scenario"].as_str().unwrap_or("?"))
-            }
-            Push::Unban { ip } => format!("unban {ip}"),
         }
     }
 }

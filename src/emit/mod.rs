@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod console;
 pub mod crowdsec;
+mod crowdsec_push;
 pub mod decisions;
 pub mod enforce;
 pub mod firewall;
