@@ -38,6 +38,33 @@ fn replay_through_follow_decides_exactly_what_analyze_decides() {
     }
 }
 
+#[test]
+fn replay_reads_past_a_line_longer_than_16_mib() {
+    // Regression (issue 12, 10): `follow --replay` stopped silently at a line > 16 MiB (0
+    // decisions where analyze gives the mixture's 4). The line is now counted as too long and
+    // skipped, as in analyze.
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(fixture("mixture.log")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut log = String::new();
+    for l in &lines[..10] {
+        log.push_str(l);
+        log.push('\n');
+    }
+    log.push_str(&"x".repeat(17 << 20));
+    log.push('\n');
+    for l in &lines[10..] {
+        log.push_str(l);
+        log.push('\n');
+    }
+    let path = dir.path().join("access.log");
+    std::fs::write(&path, log).unwrap();
+    let a = analyze_ok(&[&path], &dir.path().join("out"), &[]);
+    let f = replay(&path, &[]);
+    assert_eq!(banned(&a).len(), 4);
+    assert_eq!(f["decisions"], a["decisions"]);
+}
+
 struct Follower(Child);
 
 impl Drop for Follower {
