@@ -223,14 +223,7 @@ impl Lapi {
 
     /// A connection error without the URL.
     fn net_error(&self, e: &reqwest::Error) -> String {
-        let what = if e.is_timeout() {
-            "timed out"
-        } else if e.is_connect() {
-            "cannot connect"
-        } else {
-            "request failed"
-        };
-        format!("{what} ({})", self.s.host())
+        format!("{} ({})", super::slack::failure_kind(e), self.s.host())
     }
 
     fn login(&mut self) -> Result<String, Failed> {
@@ -516,15 +509,7 @@ impl Sink for CrowdsecSink {
     fn shutdown(&mut self, grace: Duration) {
         self.shared.q.lock().expect("crowdsec queue").stop = true;
         self.shared.cv.notify_all();
-        if let Some(w) = self.worker.take() {
-            let deadline = Instant::now() + grace;
-            while !w.is_finished() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            if w.is_finished() {
-                let _ = w.join();
-            }
-        }
+        super::sink::join_within(self.worker.take(), grace);
     }
 }
 

@@ -131,15 +131,7 @@ impl Sink for FirewallSink {
     fn shutdown(&mut self, grace: Duration) {
         // The worker applies the last changes, then stops.
         drop(self.wake.take());
-        if let Some(w) = self.worker.take() {
-            let deadline = std::time::Instant::now() + grace;
-            while !w.is_finished() && std::time::Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            if w.is_finished() {
-                let _ = w.join();
-            }
-        }
+        super::sink::join_within(self.worker.take(), grace);
     }
 }
 

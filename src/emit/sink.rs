@@ -149,6 +149,19 @@ impl Sinks {
     }
 }
 
+/// Join a sink's worker thread if it ends within `grace` (it was told to stop); otherwise leave
+/// it (a request stuck in a timeout must not hold up the exit).
+pub fn join_within<T>(worker: Option<std::thread::JoinHandle<T>>, grace: Duration) {
+    let Some(w) = worker else { return };
+    let deadline = std::time::Instant::now() + grace;
+    while !w.is_finished() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if w.is_finished() {
+        let _ = w.join();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

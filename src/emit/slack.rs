@@ -126,15 +126,7 @@ impl Slack {
     /// Let queued messages go out for at most `wait`, then stop (shutdown).
     pub fn shutdown(mut self, wait: Duration) {
         drop(self.tx.take());
-        if let Some(w) = self.worker.take() {
-            let deadline = std::time::Instant::now() + wait;
-            while !w.is_finished() && std::time::Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            if w.is_finished() {
-                let _ = w.join();
-            }
-        }
+        super::sink::join_within(self.worker.take(), wait);
     }
 }
 
@@ -147,15 +139,21 @@ pub fn plain(text: &str) -> Value {
     json!({"text": t, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": t}}]})
 }
 
-/// A connection error without the URL (which holds the webhook's secret).
-fn connection_error(e: &reqwest::Error) -> String {
-    let what = if e.is_timeout() {
+/// What went wrong with a request, in words that hold nothing of its URL (Slack's holds the
+/// webhook's secret; the CrowdSec client uses it too).
+pub(super) fn failure_kind(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {
         "cannot connect"
     } else {
         "request failed"
-    };
+    }
+}
+
+/// A connection error without the URL (which holds the webhook's secret).
+fn connection_error(e: &reqwest::Error) -> String {
+    let what = failure_kind(e);
     match e.url().and_then(|u| u.host_str()) {
         Some(host) => format!("{what} ({host})"),
         None => what.to_string(),

@@ -399,14 +399,7 @@ impl Sink for DashboardSink {
     fn shutdown(&mut self, grace: Duration) {
         let deadline = Instant::now() + grace;
         self.tx = None;
-        if let Some(w) = self.worker.take() {
-            while !w.is_finished() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            if w.is_finished() {
-                let _ = w.join();
-            }
-        }
+        crate::emit::sink::join_within(self.worker.take(), grace);
         self.server
             .stop(deadline.saturating_duration_since(Instant::now()));
     }
