@@ -122,33 +122,33 @@ impl FleetDir {
 
     /// Write `rows` (in time order), one file per UTC date.
     pub fn write_minutes(&self, rows: &[MinuteRow], out: &mut Written) -> anyhow::Result<()> {
-        let mut by_date: BTreeMap<String, Vec<&MinuteRow>> = BTreeMap::new();
-        for r in rows {
-            by_date.entry(date_of(r.minute)).or_default().push(r);
-        }
-        for rows in by_date.values() {
-            let first = rows.iter().map(|r| r.minute).min().unwrap_or(0);
-            let last = rows.iter().map(|r| r.minute).max().unwrap_or(0);
-            let (path, bytes) = self.write("minutes", first, last, minutes_frame(rows)?)?;
-            out.files.push(path);
-            out.rows += rows.len() as u64;
-            out.bytes += bytes;
-        }
-        Ok(())
+        self.write_by_date("minutes", rows, |r| r.minute, minutes_frame, out)
     }
 
     /// Write the decisions (bans and alerts), one file per UTC date of decision.
     pub fn write_decisions(&self, decisions: &[Decision], out: &mut Written) -> anyhow::Result<()> {
-        let mut by_date: BTreeMap<String, Vec<&Decision>> = BTreeMap::new();
-        for d in decisions {
-            by_date.entry(date_of(d.at)).or_default().push(d);
+        self.write_by_date("decisions", decisions, |d| d.at, decisions_frame, out)
+    }
+
+    /// One `kind` file per UTC date of `at`, each named by its first and last time.
+    fn write_by_date<T>(
+        &self,
+        kind: &str,
+        items: &[T],
+        at: impl Fn(&T) -> i64,
+        frame: impl Fn(&[&T]) -> anyhow::Result<DataFrame>,
+        out: &mut Written,
+    ) -> anyhow::Result<()> {
+        let mut by_date: BTreeMap<String, Vec<&T>> = BTreeMap::new();
+        for x in items {
+            by_date.entry(date_of(at(x))).or_default().push(x);
         }
-        for ds in by_date.values() {
-            let first = ds.iter().map(|d| d.at).min().unwrap_or(0);
-            let last = ds.iter().map(|d| d.at).max().unwrap_or(0);
-            let (path, bytes) = self.write("decisions", first, last, decisions_frame(ds)?)?;
+        for xs in by_date.values() {
+            let first = xs.iter().map(|x| at(x)).min().unwrap_or(0);
+            let last = xs.iter().map(|x| at(x)).max().unwrap_or(0);
+            let (path, bytes) = self.write(kind, first, last, frame(xs)?)?;
             out.files.push(path);
-            out.rows += ds.len() as u64;
+            out.rows += xs.len() as u64;
             out.bytes += bytes;
         }
         Ok(())
