@@ -575,8 +575,12 @@ impl Site {
 
     /// (curl exit code, HTTP status) for `path` from `src`.
     fn curl(&self, src: Option<&str>, path: &str, max_secs: u32) -> (i32, String) {
+        self.curl_url(src, &format!("http://127.0.0.1:8080{path}"), max_secs)
+    }
+
+    /// (curl exit code, HTTP status) for `url` from `src`.
+    fn curl_url(&self, src: Option<&str>, url: &str, max_secs: u32) -> (i32, String) {
         let max = max_secs.to_string();
-        let url = format!("http://127.0.0.1:8080{path}");
         let mut args = vec![
             "curl",
             "-s",
@@ -590,7 +594,7 @@ impl Site {
         if let Some(s) = src {
             args.extend(["--interface", s]);
         }
-        args.push(&url);
+        args.push(url);
         let out = self.ns.run(&args);
         (
             out.status.code().unwrap_or(-1),
@@ -1092,26 +1096,10 @@ impl Site {
                 String::from_utf8_lossy(&lint.stderr)
             ),
         );
-        let (code, http) = {
-            let out = self.ns.run(&[
-                "curl",
-                "-s",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                "--max-time",
-                "5",
-                &url,
-            ]);
-            (
-                out.status.code(),
-                String::from_utf8_lossy(&out.stdout).into_owned(),
-            )
-        };
+        let (code, http) = self.curl_url(None, &url, 5);
         self.checks.check(
             http == "401",
-            format!("/metrics on {LISTEN} without the token: HTTP {http} (curl exit {code:?})"),
+            format!("/metrics on {LISTEN} without the token: HTTP {http} (curl exit {code})"),
         );
     }
 
