@@ -106,3 +106,17 @@ pub fn bans_of(decisions: &[Decision]) -> Vec<Ban> {
 pub fn read(bytes: &[u8]) -> Result<Analysis, serde_json::Error> {
     serde_json::from_slice(bytes)
 }
+
+#[cfg(test)]
+mod float_tests {
+    /// A learned level written into decisions.json reads back as the same float (the fuzzer
+    /// found `229.42322907217329` read as `229.4232290721733` without serde_json's
+    /// `float_roundtrip`).
+    #[test]
+    fn floats_read_back_exactly() {
+        let x: f64 = 229.423_229_072_173_29;
+        let text = serde_json::to_string(&x).unwrap();
+        let back: f64 = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.to_bits(), x.to_bits(), "{text}");
+    }
+}
