@@ -70,7 +70,9 @@ async function main() {
 
   const seen = new Set();
   let stop = false;
-  (async () => {
+  // Awaited before the context closes: a title read from a page being closed is "" (a false
+  // "ran" at quit).
+  const watching = (async () => {
     while (!stop) {
       const ips = await page
         .evaluate(() => Array.from(document.querySelectorAll('#bans tbody a.ip'), (a) => a.textContent))
@@ -124,6 +126,7 @@ async function main() {
     }
   }
   stop = true;
+  await watching;
   await context.close();
   fs.rmSync(profile, { recursive: true, force: true });
 }
